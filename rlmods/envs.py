@@ -1,0 +1,627 @@
+"""Environments that speak TensorDict: reset, step and rollout with specs.
+
+An environment reads ``"action"`` from a TensorDict and writes what follows under
+``"next"``: ``("next", "observation")``, ``("next", "reward")``, ``("next", "done")``,
+``("next", "terminated")``, ``("next", "truncated")``. A rollout stacks those
+transitions along a time dim after the env's batch dims.
+Built in chapter *TensorDict, specs and environments*; mirrors ``torchrl.envs`` of
+torchrl 0.14 (``EnvBase``, ``GymEnv``, ``TransformedEnv``, ``Transform``, ``Compose``,
+``TensorDictPrimer``, ``InitTracker``, ``step_mdp``).
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+import torch
+from tensordict import TensorDict, TensorDictBase
+from tensordict.nn import InteractionType, set_interaction_type
+from tensordict.nn.probabilistic import interaction_type
+from torch import nn
+
+from rlmods._checks import require_key, shape_str
+from rlmods.specs import (Binary, Bounded, Categorical, Composite, MultiCategorical,
+                          MultiOneHot, OneHot, TensorSpec, Unbounded)
+
+# torchrl calls tensordict's interaction types "exploration types": the same objects.
+ExplorationType = InteractionType
+set_exploration_type = set_interaction_type
+exploration_type = interaction_type
+
+ACTION, OBSERVATION, REWARD, NEXT = "action", "observation", "reward", "next"
+DONE, TERMINATED, TRUNCATED = "done", "terminated", "truncated"
+
+
+def _seed_generator(seed: int) -> int:
+    """The next seed of a chain, as torchrl draws it (so both libraries agree)."""
+    rng = np.random.default_rng(seed)
+    return int.from_bytes(rng.bytes(8), "big") % (2**32 - 1)
+
+
+def step_mdp(tensordict: TensorDictBase, exclude_action: bool = True,
+             exclude_reward: bool = True, action_keys=(ACTION,), reward_keys=(REWARD,)) -> TensorDictBase:
+    """Move time forward: the ``"next"`` entries become the new root.
+
+    Root entries that ``"next"`` does not hold (a policy's own state, say) are
+    carried over, except the action and the reward.
+
+    Examples:
+        >>> td = TensorDict({"observation": torch.zeros(2), "action": torch.ones(1),
+        ...                  "next": {"observation": torch.ones(2), "reward": torch.ones(1)}})
+        >>> sorted(step_mdp(td).keys()), step_mdp(td)["observation"].tolist()
+        (['observation'], [1.0, 1.0])
+    """
+    nxt = tensordict.get(NEXT)
+    out = nxt.empty()
+    skip = {NEXT, *(action_keys if exclude_action else ()), *(reward_keys if exclude_reward else ())}
+    for key in tensordict.keys():
+        if key not in skip and key not in nxt.keys():
+            out.set(key, tensordict.get(key))
+    for key in nxt.keys():
+        if not (exclude_reward and key in reward_keys):
+            out.set(key, nxt.get(key))
+    return out
+
+
+class EnvBase(nn.Module):
+    """Base class of environments: specs, ``reset``, ``step``, ``rollout``.
+
+    A subclass sets its specs in ``__init__`` (``self.observation_spec = Composite(...)``,
+    ``self.action_spec = ...``, ``self.reward_spec = ...``; done specs default to
+    boolean ``"done"`` and ``"terminated"``) and implements three methods, batched over
+    ``batch_size``:
+
+    * ``_reset(tensordict) -> TensorDict`` with the first observation (entries where
+      ``tensordict["_reset"]`` is False are restored by ``EnvBase``, so a batched env may
+      reset every entry);
+    * ``_step(tensordict) -> TensorDict`` with the next observation, reward and done flags;
+    * ``_set_seed(seed)``.
+    """
+
+    def __init__(self, *, device=None, batch_size=None, run_type_checks: bool = False,
+                 allow_done_after_reset: bool = False, spec_locked: bool = True,
+                 auto_reset: bool = False):
+        super().__init__()
+        self.device = torch.device(device) if device is not None else None
+        self.batch_size = torch.Size(batch_size if batch_size is not None else [])
+        self.run_type_checks = run_type_checks
+        self.full_observation_spec = Composite(shape=self.batch_size)
+        self.full_state_spec = Composite(shape=self.batch_size)
+        self.full_action_spec = Composite(shape=self.batch_size)
+        self.full_reward_spec = Composite(shape=self.batch_size)
+        flag = Categorical(2, (*self.batch_size, 1), dtype=torch.bool)
+        self.full_done_spec = Composite({DONE: flag, TERMINATED: flag.clone()}, shape=self.batch_size)
+
+    # -- specs: one leaf under the default key, or the whole Composite --------------
+    @staticmethod
+    def _leaf(composite: Composite):
+        keys = composite.keys(True, True)
+        return composite[keys[0]] if len(keys) == 1 else composite
+
+    @property
+    def observation_spec(self) -> Composite:
+        return self.full_observation_spec
+
+    @observation_spec.setter
+    def observation_spec(self, spec) -> None:
+        self.full_observation_spec = spec if isinstance(spec, Composite) else Composite(
+            {OBSERVATION: spec}, shape=self.batch_size)
+
+    @property
+    def action_spec(self) -> TensorSpec:
+        return self._leaf(self.full_action_spec)
+
+    @action_spec.setter
+    def action_spec(self, spec) -> None:
+        self.full_action_spec = spec if isinstance(spec, Composite) else Composite(
+            {ACTION: spec}, shape=self.batch_size)
+
+    @property
+    def reward_spec(self) -> TensorSpec:
+        return self._leaf(self.full_reward_spec)
+
+    @reward_spec.setter
+    def reward_spec(self, spec) -> None:
+        self.full_reward_spec = spec if isinstance(spec, Composite) else Composite(
+            {REWARD: spec}, shape=self.batch_size)
+
+    @property
+    def done_spec(self) -> TensorSpec:
+        return self._leaf(self.full_done_spec)
+
+    @done_spec.setter
+    def done_spec(self, spec) -> None:
+        self.full_done_spec = spec if isinstance(spec, Composite) else Composite(
+            {DONE: spec}, shape=self.batch_size)
+
+    @property
+    def state_spec(self) -> Composite:
+        return self.full_state_spec
+
+    @state_spec.setter
+    def state_spec(self, spec) -> None:
+        self.full_state_spec = spec
+
+    @property
+    def action_keys(self) -> list:
+        return self.full_action_spec.keys(True, True)
+
+    @property
+    def reward_keys(self) -> list:
+        return self.full_reward_spec.keys(True, True)
+
+    @property
+    def done_keys(self) -> list:
+        return self.full_done_spec.keys(True, True)
+
+    @property
+    def observation_keys(self) -> list:
+        return self.full_observation_spec.keys(True, True)
+
+    @property
+    def action_key(self):
+        return self.action_keys[0]
+
+    @property
+    def reward_key(self):
+        return self.reward_keys[0]
+
+    @property
+    def specs(self) -> Composite:
+        return Composite(output_spec=Composite(full_observation_spec=self.full_observation_spec,
+                                               full_reward_spec=self.full_reward_spec,
+                                               full_done_spec=self.full_done_spec, shape=self.batch_size),
+                         input_spec=Composite(full_action_spec=self.full_action_spec,
+                                              full_state_spec=self.full_state_spec, shape=self.batch_size),
+                         shape=self.batch_size)
+
+    # -- the MDP ------------------------------------------------------------------------
+    def _complete_done(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Fill ``done`` from ``terminated | truncated`` (and ``terminated`` from ``done``)."""
+        keys = tensordict.keys()
+        if DONE not in keys and TERMINATED in keys:
+            done = tensordict.get(TERMINATED)
+            if TRUNCATED in keys:
+                done = done | tensordict.get(TRUNCATED)
+            tensordict.set(DONE, done)
+        elif TERMINATED in self.full_done_spec.keys() and TERMINATED not in keys and DONE in keys:
+            tensordict.set(TERMINATED, tensordict.get(DONE))
+        for key in self.done_keys:
+            if key not in tensordict.keys(True):
+                tensordict.set(key, self.full_done_spec[key].zero())
+        return tensordict
+
+    def reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+        """Start (or, where ``tensordict["_reset"]`` is set, restart) episodes."""
+        out = self._complete_done(self._reset(tensordict, **kwargs))
+        if tensordict is None:
+            return out
+        reset = tensordict.get("_reset", None)
+        for key in tensordict.keys():
+            if key not in out.keys() and key not in (NEXT, "_reset"):
+                out.set(key, tensordict.get(key))
+        if reset is not None:  # keep the entries that were not asked to reset
+            for key in out.keys(True, True):
+                old = tensordict.get(key, None)
+                if old is not None and old.shape == out.get(key).shape:
+                    mask = reset.reshape(*self.batch_size, *[1] * (old.ndim - len(self.batch_size)))
+                    out.set(key, torch.where(mask, out.get(key), old))
+        return out
+
+    def _check_action(self, tensordict: TensorDictBase) -> None:
+        owner = type(self).__name__
+        for key in self.action_keys:
+            action = require_key(tensordict, key, owner)
+            spec = self.full_action_spec[key]
+            if action.shape != spec.shape:
+                raise ValueError(f"{owner}: {key!r} must have shape {shape_str(spec.shape)}, "
+                                 f"got shape {shape_str(action.shape)}.")
+            cast = action.to(spec.dtype)
+            # A discrete action must survive the cast: 0.5 is not category 0.
+            lossy = spec.domain == "discrete" and not torch.equal(cast.to(action.dtype), action)
+            if lossy or not spec.is_in(cast):
+                raise ValueError(f"{owner}: {key!r} must lie in the action spec {spec}, "
+                                 f"got {action.tolist()}.")
+
+    def step(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Apply ``tensordict["action"]``; write the result under ``"next"``."""
+        self._check_action(tensordict)
+        next_tensordict = self._complete_done(self._step(tensordict))
+        tensordict.set(NEXT, next_tensordict)
+        return tensordict
+
+    def step_and_maybe_reset(self, tensordict: TensorDictBase):
+        """``step``, then the root of the next step (reset where an episode ended)."""
+        tensordict = self.step(tensordict)
+        root = step_mdp(tensordict, action_keys=self.action_keys, reward_keys=self.reward_keys)
+        done = root.get(DONE)
+        if done.any():
+            root.set("_reset", done)
+            root = self.reset(root)
+        return tensordict, root
+
+    def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
+        if tensordict is None:
+            tensordict = TensorDict(batch_size=self.batch_size, device=self.device)
+        for key in self.action_keys:
+            spec = self.full_action_spec[key]
+            tensordict.set(key, spec.rand())
+        return tensordict
+
+    def rand_step(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
+        return self.step(self.rand_action(tensordict))
+
+    def set_seed(self, seed: int | None = None, static_seed: bool = False) -> int | None:
+        """Seed the environment; return the next seed of the chain, as torchrl does."""
+        self._set_seed(seed)
+        if seed is not None and not static_seed:
+            seed = _seed_generator(seed)
+        return seed
+
+    def rollout(self, max_steps: int, policy=None, callback=None, *, auto_reset: bool = True,
+                auto_cast_to_device: bool = False, break_when_any_done: bool | None = None,
+                break_when_all_done: bool | None = None, return_contiguous: bool | None = True,
+                tensordict: TensorDictBase | None = None, set_truncated: bool = False,
+                out=None, trust_policy: bool = False) -> TensorDictBase:
+        """Run ``policy`` (random actions if None) for up to ``max_steps`` steps.
+
+        Returns the transitions stacked along a new dim after the batch dims, with
+        ``"next"`` inside: ``rollout[t]["next", "observation"]`` is what followed step t.
+        """
+        owner = f"{type(self).__name__}.rollout"
+        if break_when_any_done is None:
+            break_when_any_done = not break_when_all_done
+        if auto_reset:
+            tensordict = self.reset(tensordict)
+        elif tensordict is None:
+            raise ValueError(f"{owner}: with auto_reset=False a tensordict to start from is "
+                             "required, got None.")
+        steps = []
+        for t in range(max_steps):
+            if policy is None:
+                tensordict = self.rand_action(tensordict)
+            else:
+                tensordict = policy(tensordict)
+                for key in self.action_keys:
+                    if tensordict.get(key, None) is None:
+                        raise KeyError(f"{owner}: the policy must write the action key {key!r}, "
+                                       f"it wrote keys {sorted(map(str, tensordict.keys(True, True)))}.")
+            tensordict = self.step(tensordict)
+            if set_truncated and t == max_steps - 1:
+                nxt = tensordict.get(NEXT)
+                nxt.set(TRUNCATED, torch.ones_like(nxt.get(DONE)))
+                nxt.set(DONE, torch.ones_like(nxt.get(DONE)))
+            steps.append(tensordict)
+            if callback is not None:
+                callback(self, tensordict)
+            done = tensordict.get((NEXT, DONE))
+            if (break_when_any_done and done.any()) or (break_when_all_done and done.all()):
+                break
+            if t < max_steps - 1:
+                root = step_mdp(tensordict, action_keys=self.action_keys, reward_keys=self.reward_keys)
+                if done.any():
+                    root.set("_reset", done)
+                    root = self.reset(root)
+                tensordict = root
+        result = torch.stack(steps, len(self.batch_size))
+        return result.contiguous() if return_contiguous else result
+
+    def _reset(self, tensordict, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must implement _reset(tensordict).")
+
+    def _step(self, tensordict):
+        raise NotImplementedError(f"{type(self).__name__} must implement _step(tensordict).")
+
+    def _set_seed(self, seed):
+        raise NotImplementedError(f"{type(self).__name__} must implement _set_seed(seed).")
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__}: call step(), reset() or rollout(), "
+                                  "not the env itself.")
+
+
+def _space_to_spec(space, categorical_action_encoding: bool = False) -> TensorSpec:
+    """The spec of a gymnasium space (Box, Discrete, MultiDiscrete, MultiBinary, Dict)."""
+    from gymnasium import spaces
+
+    if isinstance(space, spaces.Box):
+        dtype = torch.as_tensor(np.zeros((), dtype=space.dtype)).dtype
+        shape = space.shape or (1,)
+        low, high = torch.as_tensor(space.low, dtype=dtype), torch.as_tensor(space.high, dtype=dtype)
+        if low.isinf().all() and high.isinf().all():
+            return Unbounded(shape, dtype=dtype)
+        return Bounded(low.reshape(shape), high.reshape(shape), shape, dtype=dtype)
+    if isinstance(space, spaces.Discrete):
+        cls = Categorical if categorical_action_encoding else OneHot
+        return cls(int(space.n), dtype=torch.int64)
+    if isinstance(space, spaces.MultiDiscrete):
+        cls = MultiCategorical if categorical_action_encoding else MultiOneHot
+        return cls([int(n) for n in space.nvec], dtype=torch.int64)
+    if isinstance(space, spaces.MultiBinary):
+        return Binary(int(np.prod(space.n)))
+    if isinstance(space, spaces.Dict):
+        return Composite({key: _space_to_spec(sub, categorical_action_encoding)
+                          for key, sub in space.spaces.items()})
+    raise TypeError(f"GymEnv: cannot convert the gymnasium space {space} to a spec.")
+
+
+class GymEnv(EnvBase):
+    """A gymnasium environment behind the TensorDict interface.
+
+    Args:
+        env_name (str): a registered gymnasium id, e.g. ``"Pendulum-v1"``.
+
+    Keyword Args:
+        categorical_action_encoding (bool): a ``Discrete`` action space becomes
+            ``Categorical`` (an index) instead of ``OneHot``. Defaults to False.
+        frame_skip (int): repeat each action this many times, summing rewards.
+        device: where the tensors go.
+        **kwargs: passed to ``gymnasium.make``.
+
+    Examples:
+        >>> env = GymEnv("Pendulum-v1")
+        >>> _ = env.set_seed(0)
+        >>> rollout = env.rollout(5)
+        >>> rollout.batch_size, rollout["next", "observation"].shape
+        (torch.Size([5]), torch.Size([5, 3]))
+    """
+
+    def __init__(self, env_name: str, *, categorical_action_encoding: bool = False,
+                 frame_skip: int | None = None, device=None, batch_size=None, **kwargs):
+        import gymnasium as gym
+
+        if env_name not in gym.registry:
+            close = difflib.get_close_matches(env_name, list(gym.registry), n=3)
+            raise ValueError(f"GymEnv: env_name must be a registered gymnasium id, got {env_name!r}"
+                             + (f"; close matches: {close}." if close else "."))
+        super().__init__(device=device, batch_size=batch_size)
+        self.env_name = env_name
+        self.frame_skip = frame_skip or 1
+        self._env = gym.make(env_name, **kwargs)
+        observation = _space_to_spec(self._env.observation_space)
+        self.observation_spec = (observation if isinstance(observation, Composite)
+                                 else Composite({OBSERVATION: observation}))
+        self.action_spec = _space_to_spec(self._env.action_space, categorical_action_encoding)
+        self.reward_spec = Unbounded(1)
+        flag = Categorical(2, (1,), dtype=torch.bool)
+        self.full_done_spec = Composite({DONE: flag, TERMINATED: flag.clone(), TRUNCATED: flag.clone()})
+
+    def _observation(self, observation) -> TensorDict:
+        if isinstance(observation, dict):
+            return self.full_observation_spec.encode(observation)
+        return TensorDict({OBSERVATION: self.full_observation_spec[OBSERVATION].encode(observation)})
+
+    def _reset(self, tensordict=None, seed: int | None = None, **kwargs) -> TensorDict:
+        observation, _ = self._env.reset(seed=seed)
+        out = self._observation(observation)
+        out.update({key: torch.zeros(1, dtype=torch.bool) for key in (DONE, TERMINATED, TRUNCATED)})
+        return out
+
+    def _to_gym(self, action: torch.Tensor):
+        spec = self.action_spec
+        if isinstance(spec, (OneHot, MultiOneHot)):
+            action = spec.to_categorical(action)
+        value = action.detach().cpu().numpy()
+        return value.item() if isinstance(spec, Categorical) and value.ndim == 0 else value
+
+    def _step(self, tensordict: TensorDictBase) -> TensorDict:
+        action = self._to_gym(tensordict.get(self.action_key))
+        reward = 0.0
+        for _ in range(self.frame_skip):
+            observation, r, terminated, truncated, _ = self._env.step(action)
+            reward += float(r)
+            if terminated or truncated:
+                break
+        out = self._observation(observation)
+        out.set(REWARD, self.reward_spec.encode([reward]))
+        out.set(TERMINATED, torch.tensor([bool(terminated)]))
+        out.set(TRUNCATED, torch.tensor([bool(truncated)]))
+        out.set(DONE, torch.tensor([bool(terminated or truncated)]))
+        return out
+
+    def _set_seed(self, seed: int | None) -> None:
+        # As torchrl with gymnasium: seeding is a reset with that seed.
+        self.reset(seed=seed)
+
+    def close(self) -> None:
+        self._env.close()
+
+    def __repr__(self) -> str:
+        return f"GymEnv(env={self.env_name!r}, batch_size={self.batch_size}, device={self.device})"
+
+
+class Transform(nn.Module):
+    """Base class of environment transforms: hooks on reset, step and the specs.
+
+    ``_reset(tensordict, tensordict_reset)`` edits what a reset returns,
+    ``_step(tensordict, next_tensordict)`` edits what a step returns and
+    ``transform_observation_spec(spec)`` declares the entries it adds.
+    """
+
+    def __init__(self, in_keys=None, out_keys=None):
+        super().__init__()
+        self.in_keys = list(in_keys or [])
+        self.out_keys = list(out_keys or [])
+        self.set_container(None)
+
+    def set_container(self, container) -> None:
+        """Remember the env this transform belongs to (not as a submodule: no cycle)."""
+        self.__dict__["parent"] = container
+
+    def _reset(self, tensordict, tensordict_reset: TensorDictBase) -> TensorDictBase:
+        return tensordict_reset
+
+    def _step(self, tensordict: TensorDictBase, next_tensordict: TensorDictBase) -> TensorDictBase:
+        return next_tensordict
+
+    def transform_observation_spec(self, observation_spec: Composite) -> Composite:
+        return observation_spec
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        return tensordict
+
+    @property
+    def batch_size(self) -> torch.Size:
+        return self.parent.batch_size if self.parent is not None else torch.Size([])
+
+
+class Compose(Transform):
+    """Several transforms applied in order."""
+
+    def __init__(self, *transforms: Transform):
+        super().__init__()
+        self.transforms = nn.ModuleList(transforms)
+
+    def _reset(self, tensordict, tensordict_reset):
+        for transform in self.transforms:
+            tensordict_reset = transform._reset(tensordict, tensordict_reset)
+        return tensordict_reset
+
+    def _step(self, tensordict, next_tensordict):
+        for transform in self.transforms:
+            next_tensordict = transform._step(tensordict, next_tensordict)
+        return next_tensordict
+
+    def transform_observation_spec(self, observation_spec):
+        for transform in self.transforms:
+            observation_spec = transform.transform_observation_spec(observation_spec)
+        return observation_spec
+
+    def append(self, transform: Transform) -> None:
+        transform.set_container(self.parent)
+        self.transforms.append(transform)
+
+    def __getitem__(self, index) -> Transform:
+        return self.transforms[index]
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+
+class TransformedEnv(EnvBase):
+    """An environment whose resets and steps go through a transform.
+
+    Examples:
+        >>> env = TransformedEnv(GymEnv("Pendulum-v1"), InitTracker())
+        >>> td = env.reset()
+        >>> bool(td["is_init"]), bool(env.rand_step(td)["next", "is_init"])
+        (True, False)
+    """
+
+    def __init__(self, env: EnvBase, transform: Transform | None = None, cache_specs: bool = True,
+                 **kwargs):
+        super().__init__(device=env.device, batch_size=env.batch_size)
+        self.base_env = env
+        self.transform = transform if isinstance(transform, Compose) else Compose(
+            *([transform] if transform is not None else []))
+        self._refresh_specs()
+
+    def _refresh_specs(self) -> None:
+        for transform in [self.transform, *self.transform.transforms]:
+            transform.set_container(self)
+        env = self.base_env
+        self.full_action_spec = env.full_action_spec
+        self.full_reward_spec = env.full_reward_spec
+        self.full_done_spec = env.full_done_spec
+        self.full_state_spec = env.full_state_spec
+        self.full_observation_spec = self.transform.transform_observation_spec(
+            env.full_observation_spec.clone())
+
+    def append_transform(self, transform: Transform) -> "TransformedEnv":
+        self.transform.append(transform)
+        self._refresh_specs()
+        return self
+
+    def _reset(self, tensordict=None, **kwargs):
+        return self.transform._reset(tensordict, self.base_env.reset(tensordict, **kwargs))
+
+    def _step(self, tensordict):
+        next_tensordict = self.base_env._complete_done(self.base_env._step(tensordict))
+        return self.transform._step(tensordict, next_tensordict)
+
+    def _set_seed(self, seed):
+        return self.base_env._set_seed(seed)
+
+
+class TensorDictPrimer(Transform):
+    """Adds entries (a recurrent state, say) to every reset, and carries them through steps.
+
+    Args:
+        primers (dict or Composite): key -> spec of each entry to add. May also be
+            given as keyword arguments.
+        random (bool): draw the initial values with ``spec.rand`` instead of zeros.
+        default_value (float or dict): the initial value (per key if a dict).
+
+    Examples:
+        >>> primer = TensorDictPrimer(hidden=Unbounded((2, 8)))
+        >>> env = TransformedEnv(GymEnv("Pendulum-v1"), primer)
+        >>> env.reset()["hidden"].shape
+        torch.Size([2, 8])
+    """
+
+    def __init__(self, primers=None, random: bool | None = None, default_value=None,
+                 reset_key=None, expand_specs: bool | None = None,
+                 single_default_value: bool = False, call_before_env_reset: bool = False, **kwargs):
+        primers = Composite(primers or {}, **kwargs) if not isinstance(primers, Composite) else primers
+        if random and default_value is not None:
+            raise ValueError("TensorDictPrimer: give random=True or a default_value, not both.")
+        super().__init__(out_keys=primers.keys(True, True))
+        self.primers = primers
+        self.random = bool(random)
+        self.default_value = default_value
+
+    def _value(self, key, spec: TensorSpec) -> torch.Tensor:
+        spec = spec if spec.shape[:len(self.batch_size)] == self.batch_size else spec.expand(
+            *self.batch_size, *spec.shape)
+        if self.random:
+            return spec.rand()
+        default = self.default_value.get(key, 0.0) if isinstance(self.default_value, dict) else self.default_value
+        value = spec.zero()
+        return value if default is None else value.fill_(default)
+
+    def _reset(self, tensordict, tensordict_reset):
+        for key in self.out_keys:
+            tensordict_reset.set(key, self._value(key, self.primers[key]))
+        return tensordict_reset
+
+    def _step(self, tensordict, next_tensordict):
+        # A policy that updates the entry writes it under "next"; otherwise carry it over.
+        for key in self.out_keys:
+            if key not in next_tensordict.keys(True):
+                next_tensordict.set(key, tensordict.get(key))
+        return next_tensordict
+
+    def transform_observation_spec(self, observation_spec):
+        for key in self.out_keys:
+            spec = self.primers[key]
+            if spec.shape[:len(self.batch_size)] != self.batch_size:
+                spec = spec.expand(*self.batch_size, *spec.shape)
+            observation_spec[key] = spec
+        return observation_spec
+
+
+class InitTracker(Transform):
+    """Writes ``"is_init"``: True on the first step of an episode, False after.
+
+    Recurrent modules read it to reset their hidden state at episode starts.
+    """
+
+    def __init__(self, init_key: str = "is_init"):
+        super().__init__(out_keys=[init_key])
+        self.init_key = init_key
+
+    def _flag(self, value: bool) -> torch.Tensor:
+        return torch.full((*self.batch_size, 1), value, dtype=torch.bool)
+
+    def _reset(self, tensordict, tensordict_reset):
+        tensordict_reset.set(self.init_key, self._flag(True))
+        return tensordict_reset
+
+    def _step(self, tensordict, next_tensordict):
+        next_tensordict.set(self.init_key, self._flag(False))
+        return next_tensordict
+
+    def transform_observation_spec(self, observation_spec):
+        observation_spec[self.init_key] = Categorical(2, (*self.batch_size, 1), dtype=torch.bool)
+        return observation_spec

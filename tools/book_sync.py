@@ -1,0 +1,258 @@
+"""Keep the book's code cells and the rlmods package in step.
+
+A code cell whose first line is ``# file: rlmods/<module>.py`` declares that each
+top-level ``def`` / ``class`` in it *is* the package's definition of that name.
+A later cell may add one method to a class with ``@add_to_class(Cls)``.
+
+Two uses:
+
+* ``check()`` (run by ``tests/test_book_sync.py``) compares the shown code with the
+  package by AST, without executing anything, and reports drift and public
+  definitions that no chapter shows.
+* ``python tools/book_sync.py --write`` rewrites the marked cells from the package,
+  so one edits ``rlmods/*.py`` and refreshes the book (then reruns the notebook).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import difflib
+import json
+import re
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "rlmods"
+BOOK = ROOT / "book"
+MARKER = re.compile(r"^# file: rlmods/(\w+)\.py\s*$")
+
+
+@dataclass
+class Part:
+    """One shown piece of code: a top-level def/class, or one method of a class."""
+
+    notebook: str
+    cell: int
+    module: str
+    name: str  # "func", "Class" (header and class-level statements) or "Class.method"
+    node: ast.AST
+    source: str
+
+
+def _is_def(node):
+    return isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+
+
+def _add_to_class_target(node):
+    """``Cls`` if ``node`` is decorated with ``@add_to_class(Cls)``, else None."""
+    for dec in getattr(node, "decorator_list", []):
+        if (isinstance(dec, ast.Call) and isinstance(dec.func, ast.Name)
+                and dec.func.id == "add_to_class" and len(dec.args) == 1
+                and isinstance(dec.args[0], ast.Name)):
+            return dec.args[0].id
+    return None
+
+
+def _strip_add_to_class(node):
+    node = _copy(node)
+    node.decorator_list = [d for d in node.decorator_list
+                           if not (isinstance(d, ast.Call) and isinstance(d.func, ast.Name)
+                                   and d.func.id == "add_to_class")]
+    return node
+
+
+def _copy(node):
+    return ast.parse(ast.unparse(node)).body[0]
+
+
+def _header(cls: ast.ClassDef) -> ast.ClassDef:
+    """The class without its methods: bases, decorators, docstring, class attributes."""
+    head = _copy(cls)
+    head.body = [n for n in head.body if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    return head
+
+
+def _dump(node) -> str:
+    return ast.dump(node, include_attributes=False)
+
+
+def _segment(source: str, node) -> str:
+    """Source text of ``node`` including its decorators, dedented."""
+    lines = source.splitlines()
+    start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
+    return textwrap.dedent("\n".join(lines[start - 1:node.end_lineno]))
+
+
+def _parts_of(tree: ast.Module, source: str, module: str, where=("", -1)):
+    """Split a module (or a cell) into comparable parts."""
+    parts = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef):
+            parts.append(Part(*where, module, node.name, _header(node), _segment(source, node)))
+            for item in node.body:
+                if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    parts.append(Part(*where, module, f"{node.name}.{item.name}", _copy(item),
+                                      _segment(source, item)))
+        elif _is_def(node):
+            target = _add_to_class_target(node)
+            if target is not None:
+                parts.append(Part(*where, module, f"{target}.{node.name}", _strip_add_to_class(node),
+                                  _segment(source, node)))
+            else:
+                parts.append(Part(*where, module, node.name, _copy(node), _segment(source, node)))
+    return parts
+
+
+def package_parts() -> dict[tuple[str, str], Part]:
+    out = {}
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.stem == "__init__":
+            continue
+        source = path.read_text()
+        for part in _parts_of(ast.parse(source), source, path.stem):
+            out[(part.module, part.name)] = part
+    return out
+
+
+def notebooks():
+    return sorted(p for p in BOOK.glob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def marked_cells(nb_path: Path):
+    """Yield (cell index, module, source) for every ``# file:`` cell of a notebook."""
+    cells = json.loads(nb_path.read_text())["cells"]
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] != "code":
+            continue
+        source = "".join(cell["source"])
+        match = MARKER.match(source.split("\n", 1)[0])
+        if match:
+            yield i, match.group(1), source
+
+
+def shown_parts() -> list[Part]:
+    parts = []
+    for nb in notebooks():
+        for i, module, source in marked_cells(nb):
+            parts += _parts_of(ast.parse(source), source, module, (nb.name, i))
+    return parts
+
+
+def check() -> list[str]:
+    """Every problem found, as readable text; empty when book and package agree."""
+    problems = []
+    package = package_parts()
+    shown = {}
+    for part in shown_parts():
+        key = (part.module, part.name)
+        if key in shown:
+            first = shown[key]
+            problems.append(f"rlmods/{part.module}.py:{part.name} is shown twice: "
+                            f"{first.notebook} cell {first.cell} and {part.notebook} cell {part.cell}")
+            continue
+        shown[key] = part
+        if key not in package:
+            problems.append(f"{part.notebook} cell {part.cell} shows rlmods/{part.module}.py:{part.name}, "
+                            "which the package does not define")
+            continue
+        if _dump(part.node) != _dump(package[key].node):
+            diff = "\n".join(difflib.unified_diff(
+                package[key].source.splitlines(), part.source.splitlines(),
+                f"rlmods/{part.module}.py", f"{part.notebook} cell {part.cell}", lineterm=""))
+            problems.append(f"rlmods/{part.module}.py:{part.name} drifted from the book:\n{diff}")
+    shown_tops = {(module, name.split(".")[0]) for module, name in shown}
+    for key, part in package.items():
+        if key in shown:
+            continue
+        top = part.name.split(".")[0]
+        if not top.startswith("_") and not part.module.startswith("_"):
+            problems.append(f"rlmods/{part.module}.py:{part.name} is public but no chapter shows it")
+        elif (part.module, top) in shown_tops:
+            problems.append(f"rlmods/{part.module}.py:{part.name} belongs to a shown class "
+                            "but no chapter shows it")
+    return problems
+
+
+def _rewrite_cell(source: str, module: str, package: dict, added: dict) -> str:
+    """The cell with each shown definition replaced by the package's current text."""
+    tree = ast.parse(source)
+    lines = source.split("\n")
+    edits = []  # (first line, last line, new text), 1-based inclusive
+    for node in tree.body:
+        if not _is_def(node):
+            continue
+        start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+        target = _add_to_class_target(node)
+        if target is not None:
+            pkg = package.get((module, f"{target}.{node.name}"))
+            if pkg is None:
+                continue
+            new = f"@add_to_class({target})\n" + pkg.source
+        elif isinstance(node, ast.ClassDef):
+            new = _class_text(module, node, added.get((module, node.name), set()))
+        else:
+            pkg = package.get((module, node.name))
+            if pkg is None:
+                continue
+            new = pkg.source
+        edits.append((start, node.end_lineno, new))
+    for start, end, new in reversed(edits):
+        lines[start - 1:end] = new.split("\n")
+    return "\n".join(lines)
+
+
+def _class_text(module, node, added_elsewhere):
+    """The package's class, keeping the methods this cell showed and any unshown ones."""
+    source = (PACKAGE / f"{module}.py").read_text()
+    cls = next((n for n in ast.parse(source).body if isinstance(n, ast.ClassDef) and n.name == node.name), None)
+    if cls is None:
+        return _segment(source, node)
+    lines = source.splitlines()
+    keep = []  # line spans of the class body items this cell shows
+    start = min([cls.lineno] + [d.lineno for d in cls.decorator_list])
+    body_start = cls.body[0].lineno
+    out = lines[start - 1:body_start - 1]
+    for item in cls.body:
+        first = min([item.lineno] + [d.lineno for d in getattr(item, "decorator_list", [])])
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name in added_elsewhere:
+            continue
+        keep.append((first, item.end_lineno))
+    for i, (first, last) in enumerate(keep):
+        if i:
+            out.append("")
+        out += lines[first - 1:last]
+    return textwrap.dedent("\n".join(out))
+
+
+def write() -> int:
+    """Refresh every marked cell from the package; return the number of cells changed."""
+    package = package_parts()
+    added = {}  # (module, class) -> methods shown in @add_to_class cells
+    for part in shown_parts():
+        cls, _, method = part.name.partition(".")
+        if method and part.source.lstrip().startswith("@add_to_class("):
+            added.setdefault((part.module, cls), set()).add(method)
+    changed = 0
+    for nb in notebooks():
+        data = json.loads(nb.read_text())
+        for i, module, source in marked_cells(nb):
+            new = _rewrite_cell(source, module, package, added)
+            if new != source:
+                data["cells"][i]["source"] = new.splitlines(keepends=True)
+                changed += 1
+        nb.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    return changed
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--write", action="store_true", help="rewrite marked cells from the package")
+    args = parser.parse_args()
+    if args.write:
+        print(f"{write()} cell(s) refreshed")
+    problems = check()
+    print("\n\n".join(problems) or "book and package agree")
+    raise SystemExit(1 if problems else 0)
