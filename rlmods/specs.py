@@ -193,9 +193,13 @@ class TensorSpec:
         return ()
 
     def __repr__(self) -> str:
-        extra = "".join(f", {name}={getattr(self, name)}" for name in self._scalars())
-        return (f"{type(self).__name__}(shape={shape_str(self.shape)}{extra}, "
-                f"dtype={self.dtype}, device={self.device})")
+        fields = [f"shape={shape_str(self.shape)}"]
+        fields += [f"{name}={getattr(self, name)}" for name in self._scalars()]
+        for name in self._per_element:  # bounds and masks, when short enough to read
+            value = getattr(self, name)
+            if value is not None:
+                fields.append(f"{name}={value.tolist() if value.numel() <= 8 else '...'}")
+        return f"{type(self).__name__}({', '.join(fields)}, dtype={self.dtype}, device={self.device})"
 
 
 class Unbounded(TensorSpec):

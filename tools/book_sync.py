@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import inspect
 import json
 import re
 import textwrap
@@ -76,7 +77,22 @@ def _header(cls: ast.ClassDef) -> ast.ClassDef:
 
 
 def _dump(node) -> str:
+    """The AST as text, docstrings cleaned (a method shown dedented in a cell keeps its meaning)."""
+    node = _copy(node)
+    for item in ast.walk(node):
+        body = getattr(item, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            body[0].value.value = inspect.cleandoc(body[0].value.value)
     return ast.dump(node, include_attributes=False)
+
+
+def _method_name(node) -> str:
+    """``name``, or ``name.setter`` / ``name.deleter`` for a property's other halves."""
+    for dec in node.decorator_list:
+        if isinstance(dec, ast.Attribute) and dec.attr in ("setter", "deleter"):
+            return f"{node.name}.{dec.attr}"
+    return node.name
 
 
 def _segment(source: str, node) -> str:
@@ -94,12 +110,12 @@ def _parts_of(tree: ast.Module, source: str, module: str, where=("", -1)):
             parts.append(Part(*where, module, node.name, _header(node), _segment(source, node)))
             for item in node.body:
                 if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                    parts.append(Part(*where, module, f"{node.name}.{item.name}", _copy(item),
+                    parts.append(Part(*where, module, f"{node.name}.{_method_name(item)}", _copy(item),
                                       _segment(source, item)))
         elif _is_def(node):
             target = _add_to_class_target(node)
             if target is not None:
-                parts.append(Part(*where, module, f"{target}.{node.name}", _strip_add_to_class(node),
+                parts.append(Part(*where, module, f"{target}.{_method_name(node)}", _strip_add_to_class(node),
                                   _segment(source, node)))
             else:
                 parts.append(Part(*where, module, node.name, _copy(node), _segment(source, node)))
@@ -187,7 +203,7 @@ def _rewrite_cell(source: str, module: str, package: dict, added: dict) -> str:
         start = min([node.lineno] + [d.lineno for d in node.decorator_list])
         target = _add_to_class_target(node)
         if target is not None:
-            pkg = package.get((module, f"{target}.{node.name}"))
+            pkg = package.get((module, f"{target}.{_method_name(node)}"))
             if pkg is None:
                 continue
             new = f"@add_to_class({target})\n" + pkg.source
@@ -217,7 +233,7 @@ def _class_text(module, node, added_elsewhere):
     out = lines[start - 1:body_start - 1]
     for item in cls.body:
         first = min([item.lineno] + [d.lineno for d in getattr(item, "decorator_list", [])])
-        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and item.name in added_elsewhere:
+        if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)) and _method_name(item) in added_elsewhere:
             continue
         keep.append((first, item.end_lineno))
     for i, (first, last) in enumerate(keep):
