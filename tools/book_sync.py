@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import difflib
 import inspect
 import json
@@ -66,7 +67,7 @@ def _strip_add_to_class(node):
 
 
 def _copy(node):
-    return ast.parse(ast.unparse(node)).body[0]
+    return copy.deepcopy(node)
 
 
 def _header(cls: ast.ClassDef) -> ast.ClassDef:
@@ -254,12 +255,15 @@ def write() -> int:
     changed = 0
     for nb in notebooks():
         data = json.loads(nb.read_text())
+        edited = 0
         for i, module, source in marked_cells(nb):
             new = _rewrite_cell(source, module, package, added)
             if new != source:
                 data["cells"][i]["source"] = new.splitlines(keepends=True)
-                changed += 1
-        nb.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+                edited += 1
+        if edited:  # leave untouched notebooks alone (someone may be executing them)
+            nb.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+        changed += edited
     return changed
 
 
