@@ -1,0 +1,546 @@
+"""Safe modules and deterministic actors: TensorDict modules that know their output spec.
+
+``SafeModule`` is a ``tensordict.nn.TensorDictModule`` that carries a ``Composite`` spec
+keyed by its out_keys and, with ``safe=True``, projects every output into it. ``Actor``
+adds the RL defaults (``"observation"`` in, ``"action"`` out); ``TanhModule`` squashes
+into a box; ``MultiStepActorWrapper`` replays a plan of several actions one step at a
+time; ``VmapModule`` vmaps a TensorDict module over a batch dim.
+
+Built in chapter *Safe modules and actors*.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from tensordict import TensorDict, TensorDictBase, unravel_key, unravel_key_list
+from tensordict.nn import (TensorDictModule, TensorDictModuleBase, TensorDictSequential, dispatch,
+                           skip_existing)
+from tensordict.nn.distributions import Delta
+from tensordict.utils import NestedKey, expand_as_right
+from torch import nn
+
+from rlmods._checks import key_str, require_key
+from rlmods.specs import Composite, TensorSpec
+
+OBSERVATION = "observation"
+ACTION = "action"
+IS_INIT = "is_init"
+IGNORE = "_"
+
+
+def unbatched_spec(spec: TensorSpec) -> TensorSpec:
+    """``spec`` without the leading dims along which it is the same everywhere.
+
+    A spec taken from a batched env has shape ``(*env_batch, *action_shape)`` with the
+    same bounds in every env. Projecting against the unbatched spec and letting
+    broadcasting do the rest works for data of any batch shape (torchrl projects with
+    the batched spec and fails when the data's batch differs from the env's).
+
+    Examples:
+        >>> from rlmods.specs import Bounded
+        >>> unbatched_spec(Bounded(-1.0, 1.0, shape=(4, 2))).shape
+        torch.Size([2])
+        >>> per_env = Bounded(torch.tensor([[-1.0], [-2.0]]), 2.0, shape=(2, 1))
+        >>> unbatched_spec(per_env).shape  # bounds differ per env: kept
+        torch.Size([2, 1])
+    """
+    while spec.ndim > max(1, spec._event_ndim):
+        head = spec[0]
+        if head.expand(spec.shape) != spec:
+            break
+        spec = head
+    return spec
+
+
+def short_path_ok(module: TensorDictModule, args, kwargs) -> bool:
+    """Whether ``module(*args, **kwargs)`` is the plain call that ``call_td_module`` runs."""
+    return (len(args) == 1 and not kwargs and isinstance(args[0], TensorDictBase) and module._kwargs is None
+            and module.method is None and not module._get_kwargs and module.inplace is True
+            and not skip_existing())
+
+
+def call_td_module(module: TensorDictModule, tensordict: TensorDictBase, projections: dict) -> TensorDictBase:
+    """Read ``module.in_keys``, call ``module.module``, write each out_key with ``set``.
+
+    The short path of a TensorDict module's forward: no ``TensorDict.from_any`` per output
+    (tensordict 0.14's write path, which scans ``sys.path`` for pandas on every call).
+    ``projections`` maps out_keys to the specs their values are projected into.
+    """
+    owner = type(module).__name__
+    inputs = [tensordict.get(key, None) for key in module.in_keys]
+    for key, value in zip(module.in_keys, inputs):
+        if value is None:
+            require_key(tensordict, key, owner)
+    outputs = module.module(*inputs)
+    out_keys = module.out_keys_source
+    if isinstance(outputs, (dict, TensorDictBase)):
+        outputs = tuple(outputs[key] for key in out_keys)
+    elif not isinstance(outputs, tuple):
+        outputs = (outputs,)
+    if len(outputs) != len(out_keys):
+        raise ValueError(f"{owner}: the module must return one tensor per out_key "
+                         f"({len(out_keys)}: {out_keys}), got {len(outputs)}.")
+    for key, value in zip(out_keys, outputs):
+        if key != IGNORE:
+            tensordict.set(key, projections[key].project(value) if key in projections else value)
+    return tensordict
+
+
+def _as_composite(spec, out_keys: list, owner: str) -> Composite:
+    """The spec as a Composite keyed by ``out_keys``; a mismatch names both sides."""
+    if spec is None:
+        spec = Composite()
+    elif not isinstance(spec, TensorSpec):
+        raise TypeError(f"{owner}: spec must be a TensorSpec or a Composite, got {type(spec).__name__}.")
+    elif not isinstance(spec, Composite):
+        if len(out_keys) != 1:
+            raise ValueError(f"{owner}: a single (non-Composite) spec needs exactly one out_key, got "
+                             f"out_keys={out_keys}; pass a Composite keyed by the out_keys.")
+        spec = Composite({out_keys[0]: spec.clone()})
+    else:
+        spec = spec.clone()
+    spec_keys = unravel_key_list(list(spec.keys(True, True)))
+    extra = [key for key in spec_keys if key not in out_keys and key != IGNORE]
+    if extra:
+        raise ValueError(f"{owner}: spec keys must be among the out_keys {out_keys}, got spec keys "
+                         f"{spec_keys} ({', '.join(key_str(k) for k in extra)} not an out_key).")
+    for key in out_keys:
+        if key not in spec_keys and key != IGNORE:
+            spec[key] = None
+    return spec
+
+
+class SafeModule(TensorDictModule):
+    """A ``TensorDictModule`` with an output spec; ``safe=True`` projects outputs into it.
+
+    Reads ``in_keys``, writes ``out_keys`` (shapes as the wrapped module returns them).
+    Outputs are written with ``TensorDictBase.set`` directly (tensordict 0.14 writes
+    through ``TensorDict.from_any``, which scans ``sys.path`` for pandas on every call).
+
+    Built in chapter *Safe modules and actors*.
+
+    Args:
+        module (nn.Module or callable): maps the input tensors to the outputs.
+        in_keys (list of NestedKey): keys read, passed to ``module`` in this order.
+        out_keys (list of NestedKey): keys written, one per returned tensor (``"_"`` skips one).
+        spec (TensorSpec or Composite, optional): the output domain; a single spec needs a
+            single out_key, a ``Composite`` is keyed by out_keys.
+        safe (bool): project every output into its spec. Defaults to ``False``.
+        inplace (bool or str): as in ``TensorDictModule``. Defaults to ``True``.
+
+    Examples:
+        >>> from rlmods.specs import Bounded
+        >>> module = SafeModule(lambda x: 3 * x, in_keys=["x"], out_keys=["y"],
+        ...                     spec=Bounded(-1.0, 1.0, shape=(2,)), safe=True)
+        >>> module(TensorDict(x=torch.tensor([[0.1, 0.5]]), batch_size=[1]))["y"]
+        tensor([[0.3000, 1.0000]])
+    """
+
+    def __init__(self, module, in_keys, out_keys, spec: TensorSpec | None = None,
+                 safe: bool = False, inplace: bool | str = True):
+        super().__init__(module, in_keys, out_keys, inplace=inplace)
+        self.register_spec(safe=safe, spec=spec)
+
+    def register_spec(self, safe: bool, spec) -> None:
+        """Store ``spec`` as a Composite keyed by out_keys and prepare the projections."""
+        owner = type(self).__name__
+        spec = _as_composite(spec, list(self.out_keys), owner)
+        if safe and all(spec.get(key) is None for key in self.out_keys):
+            raise ValueError(f"{owner}: safe=True needs a spec for at least one out_key, got no spec "
+                             f"for out_keys={self.out_keys}.")
+        self.safe = safe
+        self.spec = spec
+
+    @property
+    def spec(self) -> Composite:
+        return self._spec
+
+    @spec.setter
+    def spec(self, spec: Composite) -> None:
+        if not isinstance(spec, Composite):
+            raise TypeError(f"{type(self).__name__}: spec must be a Composite, got {type(spec).__name__}.")
+        self._spec = spec
+        self._projections = {key: unbatched_spec(spec[key]) for key in spec.keys(True, True)
+                             if spec[key] is not None and not isinstance(spec[key], Composite)}
+
+    def forward(self, *args, **kwargs) -> TensorDictBase:
+        """Read in_keys, call the module, project (``safe=True``), write out_keys with ``set``.
+
+        The common call ``module(tensordict)`` takes the short path ``call_td_module``; anything
+        else (keyword tensors, ``tensordict_out``, dict in_keys, ``method``, ``set_skip_existing``)
+        goes through ``TensorDictModule.forward``, which writes through the method below.
+        """
+        if short_path_ok(self, args, kwargs):
+            return call_td_module(self, args[0], self._projections if self.safe else {})
+        return super().forward(*args, **kwargs)
+
+    def _write_to_tensordict(self, tensordict, tensors, tensordict_out=None, out_keys=None):
+        if out_keys is None:
+            out_keys = self.out_keys_source
+        if tensordict_out is None:
+            if self.inplace is True:
+                tensordict_out = tensordict
+            else:
+                tensordict_out = tensordict.empty() if self.inplace == "empty" else TensorDict()
+        if len(tensors) != len(out_keys):
+            raise ValueError(f"{type(self).__name__}: the module must return one tensor per out_key "
+                             f"({len(out_keys)}: {out_keys}), got {len(tensors)}.")
+        for key, tensor in zip(out_keys, tensors):
+            if key == IGNORE:
+                continue
+            if self.safe and key in self._projections:
+                tensor = self._projections[key].project(tensor)
+            if not isinstance(tensor, (torch.Tensor, TensorDictBase)):
+                tensor = TensorDict.from_any(tensor)
+            tensordict_out.set(key, tensor)
+        return tensordict_out
+
+    def random(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Write a draw from the first out_key's spec (shaped like ``tensordict``'s batch)."""
+        key = self.out_keys[0]
+        tensordict.set(key, self.spec[key].rand(tensordict.batch_size))
+        return tensordict
+
+    def random_sample(self, tensordict: TensorDictBase) -> TensorDictBase:
+        return self.random(tensordict)
+
+    def to(self, *args, **kwargs):
+        dest = args[0] if args else kwargs.get("device", kwargs.get("dtype"))
+        if isinstance(dest, (str, torch.device, torch.dtype)):
+            self.spec = self.spec.to(dest)
+        return super().to(*args, **kwargs)
+
+
+class SafeSequential(TensorDictSequential, SafeModule):
+    """A ``TensorDictSequential`` whose spec gathers the specs of its modules.
+
+    Reads the union of its modules' missing in_keys; writes every module's out_keys.
+
+    Built in chapter *Safe modules and actors*.
+
+    Args:
+        *modules (TensorDictModule): run in order.
+        partial_tolerant (bool): run only the modules whose inputs are present.
+        inplace (bool or str, optional): as in ``TensorDictSequential``.
+
+    Examples:
+        >>> from rlmods.specs import Unbounded
+        >>> first = SafeModule(lambda x: x + 1, ["x"], ["h"], spec=Unbounded(2))
+        >>> second = TensorDictModule(lambda h: 2 * h, ["h"], ["y"])
+        >>> seq = SafeSequential(first, second)
+        >>> seq(TensorDict(x=torch.zeros(2))).get("y"), sorted(seq.spec.keys())
+        (tensor([2., 2.]), ['h', 'y'])
+    """
+
+    module: nn.ModuleList
+
+    def __init__(self, *modules: TensorDictModule, partial_tolerant: bool = False,
+                 inplace: bool | str | None = None):
+        self.partial_tolerant = partial_tolerant
+        in_keys, out_keys = self._compute_in_and_out_keys(modules)
+        spec = Composite()
+        for module in modules:
+            module_spec = getattr(module, "spec", None)
+            spec.update(module_spec if isinstance(module_spec, Composite)
+                        else Composite({key: None for key in module.out_keys}))
+        super(TensorDictSequential, self).__init__(spec=spec, module=nn.ModuleList(list(modules)),
+                                                   in_keys=in_keys, out_keys=out_keys, inplace=inplace)
+
+
+class Actor(SafeModule):
+    """A deterministic actor: ``"observation"`` in, ``"action"`` out, with an optional spec.
+
+    Reads ``in_keys`` (default ``["observation"]``), writes ``out_keys`` (default ``["action"]``).
+
+    Built in chapter *Safe modules and actors*.
+
+    Args:
+        module (nn.Module): maps the inputs to the action.
+        in_keys (list of NestedKey, optional): defaults to ``["observation"]``.
+        out_keys (list of NestedKey, optional): defaults to ``["action"]``.
+
+    Keyword Args:
+        spec (TensorSpec, optional): the action spec (wrapped as ``Composite(action=spec)``).
+        safe (bool): project the action into ``spec``. Defaults to ``False``.
+
+    Examples:
+        >>> from rlmods.specs import Bounded
+        >>> actor = Actor(nn.Linear(3, 1), spec=Bounded(-2.0, 2.0, shape=(1,)), safe=True)
+        >>> out = actor(TensorDict(observation=100 * torch.ones(5, 3), batch_size=[5]))
+        >>> out["action"].shape, bool(out["action"].abs().max() <= 2)
+        (torch.Size([5, 1]), True)
+    """
+
+    def __init__(self, module: nn.Module, in_keys: Sequence[NestedKey] | None = None,
+                 out_keys: Sequence[NestedKey] | None = None, *, spec: TensorSpec | None = None,
+                 **kwargs):
+        in_keys = [OBSERVATION] if in_keys is None else in_keys
+        out_keys = [ACTION] if out_keys is None else out_keys
+        if ACTION in out_keys and isinstance(spec, TensorSpec) and not isinstance(spec, Composite):
+            spec = Composite({ACTION: spec})
+        super().__init__(module, in_keys=in_keys, out_keys=out_keys, spec=spec, **kwargs)
+
+    def get_dist(self, tensordict: TensorDictBase) -> torch.distributions.Distribution:
+        """A ``Delta`` distribution at the actor's action.
+
+        Its log_prob is ``+inf`` at the action and ``-inf`` elsewhere, as in torchrl (whose
+        docstring says 0: a point mass has no finite density).
+        """
+        return Delta(self(tensordict).get(self.out_keys[0]))
+
+
+class TanhModule(TensorDictModuleBase):
+    """Squash ``in_keys`` with tanh into the box ``[low, high]`` (from the spec, or -1 and 1).
+
+    Reads ``in_keys``, writes ``out_keys`` (default: the same keys), same shapes.
+
+    Built in chapter *Safe modules and actors*.
+
+    Args:
+        in_keys (list of NestedKey): the unbounded inputs.
+        out_keys (list of NestedKey, optional): where the squashed values go.
+
+    Keyword Args:
+        spec (TensorSpec or Composite, optional): the output spec (its bounds are used).
+        low, high (float or tensor, optional): the bounds; must equal the spec's if both are given.
+        clamp (bool): keep outputs at least one float resolution inside the bounds.
+
+    Examples:
+        >>> module = TanhModule(in_keys=["action"], low=-2.0, high=1.0)
+        >>> module(TensorDict(action=torch.tensor([-100.0, 0.0, 100.0])))["action"]
+        tensor([-2.0000, -0.5000,  1.0000])
+    """
+
+    def __init__(self, in_keys, out_keys=None, *, spec=None, low=None, high=None, clamp: bool = False):
+        super().__init__()
+        out_keys = in_keys if out_keys is None else out_keys
+        if len(in_keys) != len(out_keys):
+            raise ValueError(f"TanhModule: out_keys must have as many entries as in_keys {in_keys}, "
+                             f"got {out_keys}.")
+        self.in_keys, self.out_keys = list(in_keys), list(out_keys)
+        if not isinstance(spec, Composite):
+            spec = Composite({key: spec for key in self.out_keys})
+        spec = _as_composite(spec, unravel_key_list(self.out_keys), "TanhModule")
+        self.spec = spec
+        self._buffer_names = []
+        for out_key in self.out_keys:
+            bound_low, bound_high = self._make_low_high(low, high, spec[out_key])
+            name = out_key if isinstance(out_key, str) else "_".join(out_key)
+            self.register_buffer(f"{name}_low", bound_low)
+            self.register_buffer(f"{name}_high", bound_high)
+            self._buffer_names.append((f"{name}_low", f"{name}_high"))
+            if (bound_high < bound_low).any():
+                raise ValueError(f"TanhModule: high must not be below low for {key_str(out_key)}, "
+                                 f"got low={bound_low.tolist()} and high={bound_high.tolist()}.")
+        self.clamp = clamp
+
+    def _make_low_high(self, low, high, leaf_spec):
+        bounds = []
+        for name, value, default in (("low", low, -1.0), ("high", high, 1.0)):
+            from_spec = None if leaf_spec is None else getattr(leaf_spec.space, name)
+            if value is None:
+                value = from_spec if from_spec is not None else torch.tensor(default)
+            elif from_spec is not None and (torch.as_tensor(value) != from_spec).any():
+                raise ValueError(f"TanhModule: {name} must match the spec's {name} {from_spec.tolist()}, "
+                                 f"got {torch.as_tensor(value).tolist()}.")
+            bounds.append(torch.as_tensor(value).clone())
+        return bounds[0], bounds[1]
+
+    @dispatch
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        for in_key, out_key, (low_name, high_name) in zip(self.in_keys, self.out_keys, self._buffer_names):
+            value = tensordict.get(in_key).tanh()
+            if self.clamp:
+                eps = torch.finfo(value.dtype).resolution
+                value = value.clamp(-1 + eps, 1 - eps)
+            low, high = getattr(self, low_name), getattr(self, high_name)
+            tensordict.set(out_key, low + (high - low) * (value + 1) / 2)
+        return tensordict
+
+
+def _suffix(key: NestedKey, suffix: str) -> NestedKey:
+    return key + suffix if isinstance(key, str) else (*key[:-1], key[-1] + suffix)
+
+
+def _replace_last(key: NestedKey, name: str) -> NestedKey:
+    return name if isinstance(key, str) else (*key[:-1], name)
+
+
+def _last(key: NestedKey) -> str:
+    return key if isinstance(key, str) else key[-1]
+
+
+class MultiStepActorWrapper(TensorDictModuleBase):
+    """Run an actor that plans ``n_steps`` actions at once, replaying its plan one step per call.
+
+    Reads the actor's in_keys and ``init_key`` (``"is_init"``, shape ``(*B, 1)``); writes each
+    action key (the current step of the plan), the plan itself (``"action_orig"``, shape
+    ``(*B, n_steps, *A)``, or the actor's ``"*_chunk"`` key) and ``"counter"``. The actor is
+    called again where ``is_init`` is set or the plan is used up (or every
+    ``replan_interval`` steps).
+
+    Built in chapter *Safe modules and actors*.
+
+    Args:
+        actor (TensorDictModuleBase): writes plans with a time dim right after the batch dims.
+        n_steps (int, optional): the plan length (checked against the actor's output).
+
+    Keyword Args:
+        action_keys (list of NestedKey, optional): defaults to the actor's out_keys ending in
+            ``"action"`` (or those inferred from ``chunk_keys``: ``"action_chunk"`` -> ``"action"``).
+        chunk_keys (list of NestedKey, optional): the actor's plan keys; default: its
+            ``"*_chunk"`` / ``("vla_action", "chunk")`` out_keys, else the action keys.
+        init_key (NestedKey, optional): defaults to ``"is_init"``.
+        keep_dim (bool): keep a time dim of size 1 in the action. Defaults to ``False``.
+        replan_interval (int, optional): call the actor again after this many steps, in ``[1, n_steps]``.
+
+    Examples:
+        >>> plan = TensorDictModule(lambda obs: obs.unsqueeze(-2) + torch.arange(3.0).view(3, 1),
+        ...                         in_keys=["observation"], out_keys=["action"])
+        >>> actor = MultiStepActorWrapper(plan, n_steps=3)
+        >>> td = TensorDict(observation=torch.zeros(1, 1), is_init=torch.ones(1, 1, dtype=torch.bool),
+        ...                 batch_size=[1])
+        >>> steps = []
+        >>> for _ in range(4):
+        ...     steps.append(actor(td)["action"].item())
+        ...     td["is_init"] = torch.zeros(1, 1, dtype=torch.bool)
+        >>> steps
+        [0.0, 1.0, 2.0, 0.0]
+    """
+
+    def __init__(self, actor: TensorDictModuleBase, n_steps: int | None = None, *,
+                 action_keys: list[NestedKey] | None = None, chunk_keys: list[NestedKey] | None = None,
+                 init_key: NestedKey | None = None, keep_dim: bool = False,
+                 replan_interval: int | None = None):
+        super().__init__()
+        if replan_interval is not None and not 1 <= int(replan_interval) <= (n_steps or int(replan_interval)):
+            raise ValueError(f"MultiStepActorWrapper: replan_interval must be in [1, n_steps={n_steps}], "
+                             f"got {replan_interval}.")
+        if isinstance(init_key, list):
+            raise ValueError(f"MultiStepActorWrapper: init_key must be a single key, got {init_key}.")
+        self.actor = actor
+        self.n_steps, self.keep_dim = n_steps, keep_dim
+        self.replan_interval = None if replan_interval is None else int(replan_interval)
+        self.init_key = unravel_key(init_key) if init_key is not None else IS_INIT
+        out_keys = unravel_key_list(list(actor.out_keys))
+        if chunk_keys is None:
+            vla = [k for k in out_keys if isinstance(k, tuple) and k[-2:] == ("vla_action", "chunk")]
+            chunk_keys = vla or [k for k in out_keys if _last(k).endswith("_chunk")]
+        chunk_keys = unravel_key_list(list(chunk_keys) if isinstance(chunk_keys, list) else [chunk_keys])
+        if action_keys is None:
+            action_keys = ([self._action_key_from_chunk_key(k) for k in chunk_keys] if chunk_keys
+                           else [k for k in out_keys if _last(k) == ACTION])
+        action_keys = unravel_key_list(list(action_keys) if isinstance(action_keys, list) else [action_keys])
+        chunk_keys = chunk_keys or action_keys
+        if len(action_keys) != len(chunk_keys):
+            raise ValueError(f"MultiStepActorWrapper: action_keys and chunk_keys must have the same length, "
+                             f"got {action_keys} and {chunk_keys}.")
+        self.action_keys, self.chunk_keys = action_keys, chunk_keys
+        # where the plan is kept between calls: the chunk key, or "<action>_orig"
+        self._cache_keys = {a: (c if c != a else _suffix(a, "_orig")) for a, c in zip(action_keys, chunk_keys)}
+        self.counter_key = _replace_last(self.init_key, "counter")
+
+    @staticmethod
+    def _action_key_from_chunk_key(key: NestedKey) -> NestedKey:
+        if isinstance(key, tuple) and key[-2:] == ("vla_action", "chunk"):
+            return ACTION
+        last = _last(key)
+        if last.endswith("_chunk") and last != "_chunk":
+            return _replace_last(key, last[: -len("_chunk")])
+        return key
+
+    @property
+    def in_keys(self):
+        return list(self.actor.in_keys) + [self.init_key]
+
+    @property
+    def out_keys(self):
+        out_keys = list(self.actor.out_keys)
+        for key in [*self.action_keys, *self._cache_keys.values(), self.counter_key]:
+            if key not in out_keys:
+                out_keys.append(key)
+        return out_keys
+
+    def _replan(self, tensordict: TensorDictBase) -> None:
+        """Call the actor where a new plan is needed; merge its plans into the cache."""
+        is_init = tensordict.get(self.init_key, None)
+        if is_init is None:
+            raise KeyError(f"MultiStepActorWrapper: expected key {key_str(self.init_key)} in the input "
+                           "tensordict (add an InitTracker transform to the env).")
+        counter = tensordict.get(self.counter_key, None)
+        counter = is_init.int() if counter is None else counter
+        interval = self.replan_interval or self.n_steps
+        if interval is not None:
+            is_init = is_init | (counter >= interval)
+        if is_init.any():
+            counter = counter.masked_fill(is_init, 0)
+            output = self.actor(tensordict[is_init.reshape(tensordict.shape)])
+            for action_key, cache_key in self._cache_keys.items():
+                plan = output.get(self.chunk_keys[self.action_keys.index(action_key)])
+                cached = tensordict.get(cache_key, None)
+                if cached is None and not is_init.all():
+                    raise ValueError("MultiStepActorWrapper: is_init must be set everywhere on the first "
+                                     f"call (no cached plan under {key_str(cache_key)}), got it partially set.")
+                if cached is not None:
+                    plan = torch.masked_scatter(cached, expand_as_right(is_init, cached), plan)
+                tensordict.set(cache_key, plan)
+        tensordict.set(self.counter_key, counter + 1)
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        self._replan(tensordict)
+        counter = tensordict.get(self.counter_key)
+        time_dim = tensordict.ndim
+        for action_key, cache_key in self._cache_keys.items():
+            plan = tensordict.get(cache_key)  # (*B, T, *A)
+            length = plan.shape[time_dim]
+            if self.n_steps is not None and length != self.n_steps:
+                raise ValueError(f"MultiStepActorWrapper: the plan {key_str(cache_key)} must have n_steps="
+                                 f"{self.n_steps} entries in dim {time_dim}, got shape {tuple(plan.shape)}.")
+            if self.replan_interval is not None and length < self.replan_interval:
+                raise ValueError(f"MultiStepActorWrapper: the plan {key_str(cache_key)} must have at least "
+                                 f"replan_interval={self.replan_interval} steps, got {length}.")
+            step = (counter - 1).long().reshape(plan.shape[:time_dim])
+            if self.n_steps is None and self.replan_interval is None:
+                step = step.remainder(length)
+            index = step.reshape(*step.shape, 1, *[1] * (plan.ndim - time_dim - 1))
+            action = plan.gather(time_dim, index.expand(*plan.shape[:time_dim], 1, *plan.shape[time_dim + 1:]))
+            tensordict.set(action_key, action if self.keep_dim else action.squeeze(time_dim))
+        return tensordict
+
+
+class VmapModule(TensorDictModuleBase):
+    """``torch.vmap`` a TensorDict module over one batch dim of its input.
+
+    Reads and writes the wrapped module's keys; the module sees one batch dim fewer.
+
+    Built in chapter *Safe modules and actors*.
+
+    Args:
+        module (TensorDictModuleBase): the module to vmap.
+        vmap_dim (int, optional): the batch dim to map over. Defaults to the last batch dim.
+        mock (bool): loop over the dim and stack instead of vmapping (for debugging).
+
+    Examples:
+        >>> first = TensorDictModule(lambda x: x[0], in_keys=["x"], out_keys=["y"])
+        >>> td = TensorDict(x=torch.arange(6.0).view(3, 2), batch_size=[3])
+        >>> VmapModule(first, 0)(td)["y"]
+        tensor([0., 2., 4.])
+    """
+
+    def __init__(self, module: TensorDictModuleBase, vmap_dim=None, mock: bool = False):
+        super().__init__()
+        self.in_keys, self.out_keys = module.in_keys, module.out_keys
+        self.module, self.vmap_dim, self.mock = module, vmap_dim, mock
+
+    def mock_(self, value: bool = True) -> None:
+        self.mock = value
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        dim = tensordict.ndim - 1 if self.vmap_dim is None else self.vmap_dim
+        if self.mock:
+            out = torch.stack([self.module(part) for part in tensordict.unbind(dim)], dim)
+        else:
+            out = torch.vmap(self.module, (dim,), (dim,))(tensordict)
+        return tensordict.update(out)

@@ -1,0 +1,320 @@
+"""Tests for rlmods/actors.py: key contract, errors, and differential tests against torchrl."""
+
+import inspect
+
+import pytest
+import torch
+import torchrl.data as rl_data
+import torchrl.modules as rl
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torchrl.modules.tensordict_module.actors import MultiStepActorWrapper as RlMultiStep
+
+import rlmods
+from rlmods import (Actor, Bounded, Composite, MultiStepActorWrapper, OneHot, SafeModule, SafeSequential,
+                    TanhModule, Unbounded, VmapModule)
+
+NAMES = ["SafeModule", "SafeSequential", "Actor", "TanhModule", "MultiStepActorWrapper", "VmapModule"]
+TORCHRL = {"MultiStepActorWrapper": RlMultiStep}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_signature_matches_torchrl(name):
+    theirs = TORCHRL.get(name, getattr(rl, name))
+    def params(cls):  # names, kinds and defaults (annotations may differ)
+        return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
+
+    assert params(getattr(rlmods, name)) == params(theirs)
+
+
+def _net(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+
+
+def _data(batch=(5,), scale=1.0, seed=1):
+    torch.manual_seed(seed)
+    return TensorDict(observation=scale * torch.randn(*batch, 3), batch_size=batch)
+
+
+def test_actor_matches_torchrl_with_loaded_weights():
+    theirs = rl.Actor(_net(0), spec=rl_data.Bounded(-1.0, 1.0, shape=(2,)))
+    ours = Actor(_net(1), spec=Bounded(-1.0, 1.0, shape=(2,)))
+    ours.load_state_dict(theirs.state_dict())  # checkpoint compatibility
+    data = _data()
+    torch.testing.assert_close(ours(data.clone())["action"], theirs(data.clone())["action"])
+    assert ours.in_keys == ["observation"] and ours.out_keys == ["action"]
+
+
+@pytest.mark.parametrize("scale", [1.0, 100.0])
+def test_safe_projection_matches_torchrl(scale):
+    theirs = rl.Actor(_net(), spec=rl_data.Bounded(-0.5, 0.5, shape=(2,)), safe=True)
+    ours = Actor(_net(), spec=Bounded(-0.5, 0.5, shape=(2,)), safe=True)
+    data = _data(scale=scale)
+    action = ours(data.clone())["action"]
+    torch.testing.assert_close(action, theirs(data.clone())["action"])
+    assert bool((action.abs() <= 0.5).all())
+
+
+def test_safe_projection_one_hot():
+    # torchrl's OneHot.project samples with multinomial on the raw values (it fails on negative
+    # logits); rlmods' spec projects to the argmax, so only validity is compared here.
+    ours = SafeModule(_net(), ["observation"], ["action"], spec=OneHot(2), safe=True)
+    action = ours(_data())["action"]
+    assert action.dtype == torch.bool and bool((action.sum(-1) == 1).all())
+
+
+def test_safe_projection_with_batched_spec_better_than_torchrl():
+    # A spec from a batched env: shape (4, 2) = (env batch, action dim). The data has another batch.
+    data = _data(batch=(10,), scale=100.0)
+    ours = Actor(_net(), spec=Bounded(-0.5, 0.5, shape=(4, 2)), safe=True)
+    action = ours(data)["action"]
+    assert action.shape == (10, 2) and bool((action.abs() <= 0.5).all())
+    theirs = rl.Actor(_net(), spec=rl_data.Bounded(-0.5, 0.5, shape=(4, 2)), safe=True)
+    with pytest.raises(Exception):  # torchrl projects with the batched spec and fails
+        theirs(_data(batch=(10,), scale=100.0))
+
+
+def test_per_env_bounds_are_kept():
+    low = torch.tensor([[-1.0], [-2.0]])
+    ours = SafeModule(lambda x: x, ["x"], ["y"], spec=Bounded(low, 3.0, shape=(2, 1)), safe=True)
+    out = ours(TensorDict(x=torch.full((5, 2, 1), -10.0), batch_size=[5, 2]))["y"]
+    assert out[:, 0].eq(-1.0).all() and out[:, 1].eq(-2.0).all()
+
+
+def test_unbatched_spec_shapes():
+    assert rlmods.actors.unbatched_spec(Bounded(-1.0, 1.0, shape=(3, 4, 2))).shape == (2,)
+    assert rlmods.actors.unbatched_spec(OneHot(5, shape=(3, 5))).shape == (5,)
+    assert rlmods.actors.unbatched_spec(Bounded(-1.0, 1.0, shape=())).shape == ()
+
+
+def test_nested_keys():
+    spec = Bounded(-1.0, 1.0, shape=(3, 2))
+    ours = Actor(_net(), in_keys=[("agents", "observation")], out_keys=[("agents", "action")],
+                 spec=spec, safe=True)
+    data = TensorDict({("agents", "observation"): 100 * torch.randn(4, 3, 3)}, batch_size=[4])
+    out = ours(data)
+    assert out["agents", "action"].shape == (4, 3, 2)
+    assert bool((out["agents", "action"].abs() <= 1).all())
+    assert list(ours.spec.keys(True, True)) == [("agents", "action")]
+
+
+def test_no_from_any_on_the_write_path(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("TensorDict.from_any was called")
+
+    monkeypatch.setattr(TensorDict, "from_any", boom)
+    ours = Actor(_net(), spec=Bounded(-1.0, 1.0, shape=(2,)), safe=True)
+    assert ours(_data())["action"].shape == (5, 2)
+    multi = SafeModule(lambda x: (x, 2 * x), ["observation"], ["a", "b"])
+    assert multi(_data())["b"].shape == (5, 3)
+    with pytest.raises(AssertionError, match="from_any"):  # the check can fail: torchrl writes through it
+        rl.Actor(_net())(_data())
+
+
+def test_keyword_call_and_tensordict_out():
+    ours = Actor(_net())
+    obs = torch.randn(5, 3)
+    action = ours(observation=obs)  # tensordict's dispatch: tensors in, tensors out
+    torch.testing.assert_close(action, ours.module(obs))
+    empty = TensorDict(batch_size=[5])
+    ours(_data(), tensordict_out=empty)
+    assert list(empty.keys()) == ["action"]
+
+
+def test_multiple_out_keys_with_composite_spec():
+    spec = Composite(a=Bounded(0.0, 1.0, shape=(3,)), b=Unbounded(3))
+    ours = SafeModule(lambda x: (x, 2 * x), ["observation"], ["a", "b"], spec=spec, safe=True)
+    out = ours(_data(scale=10.0))
+    assert bool(((out["a"] >= 0) & (out["a"] <= 1)).all())
+    torch.testing.assert_close(out["b"], 2 * out["observation"])
+
+
+def test_spec_out_keys_mismatch_names_both():
+    with pytest.raises(ValueError, match=r"spec keys must be among the out_keys \['action'\], got spec keys "
+                                         r"\['act'\] \('act' not an out_key\)"):
+        Actor(_net(), spec=Composite(act=Bounded(-1.0, 1.0, shape=(2,))))
+
+
+def test_single_spec_many_out_keys_error():
+    with pytest.raises(ValueError, match=r"SafeModule: a single \(non-Composite\) spec needs exactly one "
+                                         r"out_key, got out_keys=\['a', 'b'\]"):
+        SafeModule(lambda x: (x, x), ["x"], ["a", "b"], spec=Unbounded(3))
+
+
+def test_safe_without_spec_error():
+    with pytest.raises(ValueError, match=r"Actor: safe=True needs a spec for at least one out_key, "
+                                         r"got no spec for out_keys=\['action'\]"):
+        Actor(_net(), safe=True)
+
+
+def test_spec_type_error():
+    with pytest.raises(TypeError, match="Actor: spec must be a TensorSpec or a Composite, got dict"):
+        Actor(_net(), spec={"low": -1})
+    with pytest.raises(TypeError, match="Actor: spec must be a Composite, got Bounded"):
+        Actor(_net()).spec = Bounded(-1.0, 1.0, shape=(2,))
+
+
+def test_missing_key_error():
+    with pytest.raises(KeyError, match=r"Actor: expected key 'observation' in the input tensordict, "
+                                       r"found keys \['obs'\]"):
+        Actor(_net())(TensorDict(obs=torch.zeros(3)))
+
+
+def test_wrong_number_of_outputs_error():
+    module = SafeModule(lambda x: (x, x, x), ["x"], ["a", "b"])
+    with pytest.raises(ValueError, match=r"SafeModule: the module must return one tensor per out_key "
+                                         r"\(2: \['a', 'b'\]\), got 3"):
+        module(TensorDict(x=torch.zeros(3)))
+
+
+def test_projection_shape_error():
+    ours = SafeModule(lambda x: x, ["x"], ["y"], spec=Bounded(torch.tensor([-1.0, -2.0]), 1.0, shape=(2,)),
+                      safe=True)
+    with pytest.raises(ValueError, match=r"Bounded: the value to project must end with shape \(2,\), got "
+                                         r"shape \(4, 3\)"):
+        ours(TensorDict(x=torch.zeros(4, 3), batch_size=[4]))
+
+
+def test_get_dist_is_delta_at_action_like_torchrl():
+    theirs, ours = rl.Actor(_net()), Actor(_net())
+    data = _data()
+    dist, rl_dist = ours.get_dist(data.clone()), theirs.get_dist(data.clone())
+    action = ours(data.clone())["action"]
+    for shift in (0.0, 1.0):  # +inf at the action, -inf elsewhere (torchrl's docstring says 0)
+        torch.testing.assert_close(dist.log_prob(action + shift), rl_dist.log_prob(action + shift))
+    assert bool(torch.isposinf(dist.log_prob(action)).all())
+
+
+def test_random_writes_a_spec_draw():
+    ours = Actor(_net(), spec=Bounded(-1.0, 1.0, shape=(2,)))
+    data = ours.random(_data())
+    assert data["action"].shape == (5, 2) and bool((data["action"].abs() <= 1).all())
+
+
+def test_safe_sequential_matches_torchrl():
+    def build(lib, data_lib, seed):
+        first = lib.SafeModule(_net(seed), ["observation"], ["hidden"], spec=data_lib.Unbounded(2))
+        second = TensorDictModule(nn.Linear(2, 1), ["hidden"], ["value"])
+        second.load_state_dict({"module.weight": torch.ones(1, 2), "module.bias": torch.zeros(1)})
+        return lib.SafeSequential(first, second)
+
+    theirs, ours = build(rl, rl_data, 0), build(rlmods, rlmods, 1)
+    ours.load_state_dict(theirs.state_dict())
+    data = _data()
+    torch.testing.assert_close(ours(data.clone())["value"], theirs(data.clone())["value"])
+    assert sorted(ours.spec.keys()) == ["hidden", "value"] and ours.spec["value"] is None
+    assert ours.in_keys == ["observation"] and ours.out_keys == theirs.out_keys
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"low": -2.0, "high": 1.0}, {"clamp": True}])
+def test_tanh_module_matches_torchrl(kwargs):
+    data = TensorDict(action=torch.linspace(-30, 30, 13))
+    ours = TanhModule(in_keys=["action"], **kwargs)(data.clone())["action"]
+    theirs = rl.TanhModule(in_keys=["action"], **kwargs)(data.clone())["action"]
+    torch.testing.assert_close(ours, theirs)
+
+
+def test_tanh_module_spec_and_state_dict():
+    spec = Composite(a=Bounded(-3.0, 0.0, shape=(4,)), b=Bounded(0.0, 3.0, shape=(4,)))
+    rl_spec = rl_data.Composite(a=rl_data.Bounded(-3.0, 0.0, shape=(4,)), b=rl_data.Bounded(0.0, 3.0, shape=(4,)))
+    ours = TanhModule(in_keys=["x", "y"], out_keys=["a", "b"], spec=spec)
+    theirs = rl.TanhModule(in_keys=["x", "y"], out_keys=["a", "b"], spec=rl_spec)
+    assert ours.state_dict().keys() == theirs.state_dict().keys()
+    data = TensorDict(x=torch.randn(4), y=torch.randn(4))
+    for key in "ab":
+        torch.testing.assert_close(ours(data.clone())[key], theirs(data.clone())[key])
+
+
+def test_tanh_module_errors():
+    with pytest.raises(ValueError, match=r"TanhModule: low must match the spec's low \[-1.0\], got -2.0"):
+        TanhModule(in_keys=["action"], spec=Bounded(-1.0, 1.0, shape=(1,)), low=-2.0)
+    with pytest.raises(ValueError, match=r"TanhModule: high must not be below low for 'action', got "
+                                         r"low=1.0 and high=-1.0"):
+        TanhModule(in_keys=["action"], low=1.0, high=-1.0)
+    with pytest.raises(ValueError, match=r"TanhModule: out_keys must have as many entries as in_keys"):
+        TanhModule(in_keys=["a", "b"], out_keys=["c"])
+
+
+def _planner(n_steps=3, action_dim=2):
+    # plan[t] = observation + t, for t in 0..n_steps-1
+    def plan(obs):
+        steps = torch.arange(float(n_steps)).view(n_steps, 1)
+        return obs[..., :action_dim].unsqueeze(-2) + steps
+    return TensorDictModule(plan, in_keys=["observation"], out_keys=["action"])
+
+
+@pytest.mark.parametrize("options", [{"n_steps": 3}, {"n_steps": 3, "replan_interval": 2},
+                                     {"n_steps": 3, "keep_dim": True}, {}])
+def test_multistep_matches_torchrl(options):
+    ours, theirs = MultiStepActorWrapper(_planner(), **options), RlMultiStep(_planner(), **options)
+    data_ours, data_theirs = _data(batch=(4,)), _data(batch=(4,))
+    init = torch.ones(4, 1, dtype=torch.bool)
+    for step in range(7):
+        data_ours["is_init"], data_theirs["is_init"] = init.clone(), init.clone()
+        torch.testing.assert_close(ours(data_ours)["action"], theirs(data_theirs)["action"])
+        torch.testing.assert_close(data_ours["counter"], data_theirs["counter"])
+        init = torch.tensor([[step == 2], [False], [step == 4], [False]])
+        data_ours["observation"] = data_ours["observation"] + 1
+        data_theirs["observation"] = data_theirs["observation"] + 1
+    assert ours.out_keys == theirs.out_keys and ours.in_keys == theirs.in_keys
+
+
+def test_multistep_replays_plan():
+    actor = MultiStepActorWrapper(_planner(action_dim=1), n_steps=3)
+    data = TensorDict(observation=torch.zeros(1, 3), is_init=torch.ones(1, 1, dtype=torch.bool), batch_size=[1])
+    actions = []
+    for _ in range(5):
+        actions.append(actor(data)["action"].item())
+        data["is_init"] = torch.zeros(1, 1, dtype=torch.bool)
+    assert actions == [0.0, 1.0, 2.0, 0.0, 1.0]
+    assert data["action_orig"].shape == (1, 3, 1)
+
+
+def test_multistep_chunk_keys():
+    chunk = TensorDictModule(lambda obs: obs.unsqueeze(-2).expand(-1, 3, -1), ["observation"], ["action_chunk"])
+    ours, theirs = MultiStepActorWrapper(chunk, n_steps=3), RlMultiStep(chunk, n_steps=3)
+    assert ours.action_keys == theirs.action_keys == ["action"]
+    assert ours.out_keys == theirs.out_keys
+
+
+def test_multistep_errors():
+    with pytest.raises(ValueError, match=r"MultiStepActorWrapper: replan_interval must be in \[1, n_steps=3\], got 4"):
+        MultiStepActorWrapper(_planner(), n_steps=3, replan_interval=4)
+    actor = MultiStepActorWrapper(_planner(), n_steps=3)
+    with pytest.raises(KeyError, match="MultiStepActorWrapper: expected key 'is_init' in the input tensordict"):
+        actor(_data(batch=(2,)))
+    data = _data(batch=(2,))
+    data["is_init"] = torch.tensor([[True], [False]])
+    with pytest.raises(ValueError, match="is_init must be set everywhere on the first call"):
+        actor(data)
+    wrong = MultiStepActorWrapper(_planner(), n_steps=4)
+    data["is_init"] = torch.ones(2, 1, dtype=torch.bool)
+    with pytest.raises(ValueError, match=r"the plan 'action_orig' must have n_steps=4 entries in dim 1, "
+                                         r"got shape \(2, 3, 2\)"):
+        wrong(data)
+
+
+@pytest.mark.parametrize("mock", [False, True])
+def test_vmap_module_matches_torchrl(mock):
+    module = TensorDictModule(lambda x: x.sum(-1) * 2, in_keys=["x"], out_keys=["y"])
+    data = TensorDict(x=torch.randn(4, 3, 2), batch_size=[4, 3])
+    for dim in (0, None):
+        ours = VmapModule(module, dim, mock=mock)(data.clone())["y"]
+        theirs = rl.VmapModule(module, dim, mock=mock)(data.clone())["y"]
+        torch.testing.assert_close(ours, theirs)
+
+
+def test_pendulum_rollout_stays_in_bounds():
+    env = rlmods.GymEnv("Pendulum-v1")
+    env.set_seed(0)
+    torch.manual_seed(0)
+    model = nn.LazyLinear(env.action_spec.shape[-1])
+    policy = Actor(model, in_keys=["observation"], spec=env.action_spec, safe=True)
+    with torch.no_grad():
+        model(torch.zeros(3))
+        model.weight.fill_(10.0)
+    rollout = env.rollout(10, policy)
+    assert rollout["action"].shape == (10, 1)
+    assert bool((rollout["action"].abs() <= 2).all()) and bool((rollout["action"].abs() == 2).any())

@@ -1,0 +1,235 @@
+"""Tests for rlmods/probabilistic.py: keys, exploration types, errors, and torchrl as the oracle."""
+
+import inspect
+
+import pytest
+import torch
+import torchrl.data as rl_data
+import torchrl.modules as rl
+from tensordict import TensorDict
+from tensordict.nn import InteractionType, NormalParamExtractor, TensorDictModule
+from torch import nn
+from torch.distributions import Categorical as TorchCategorical
+from torch.distributions import Normal
+
+import rlmods
+from rlmods import (Bounded, Categorical, ExplorationType, OneHot, OneHotCategorical, ProbabilisticActor,
+                    SafeProbabilisticModule, SafeProbabilisticTensorDictSequential, TanhNormal,
+                    set_exploration_type)
+
+NAMES = ["SafeProbabilisticModule", "SafeProbabilisticTensorDictSequential", "ProbabilisticActor"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_signature_matches_torchrl(name):
+    def params(cls):
+        return [(p.name, p.kind, p.default) for p in inspect.signature(cls).parameters.values()]
+
+    theirs = params(getattr(rl, name))
+    ours = params(getattr(rlmods, name))
+    if name == "SafeProbabilisticModule":  # the default distribution is each library's own Delta
+        theirs = [p for p in theirs if p[0] != "distribution_class"]
+        ours = [p for p in ours if p[0] != "distribution_class"]
+    assert ours == theirs
+
+
+def test_default_interaction_type_is_deterministic_as_documented():
+    default = inspect.signature(SafeProbabilisticModule).parameters["default_interaction_type"].default
+    assert default is InteractionType.DETERMINISTIC
+    assert "Defaults to ``InteractionType.DETERMINISTIC``" in rl.ProbabilisticActor.__doc__
+
+
+def _net(seed=0, action_dim=2):
+    torch.manual_seed(seed)
+    return TensorDictModule(nn.Sequential(nn.Linear(3, 16), nn.Tanh(), nn.Linear(16, 2 * action_dim),
+                                          NormalParamExtractor()),
+                            in_keys=["observation"], out_keys=["loc", "scale"])
+
+
+def _data(batch=5, seed=1):
+    torch.manual_seed(seed)
+    return TensorDict(observation=torch.randn(batch, 3), batch_size=[batch])
+
+
+def _actors(**kwargs):
+    theirs = rl.ProbabilisticActor(_net(0), in_keys=["loc", "scale"], distribution_class=rl.TanhNormal,
+                                   distribution_kwargs={"low": -1.0, "high": 1.0}, **kwargs)
+    ours = ProbabilisticActor(_net(1), in_keys=["loc", "scale"], distribution_class=TanhNormal,
+                              distribution_kwargs={"low": -1.0, "high": 1.0}, **kwargs)
+    ours.load_state_dict(theirs.state_dict())  # checkpoint compatibility
+    return ours, theirs
+
+
+@pytest.mark.parametrize("mode", [ExplorationType.DETERMINISTIC, ExplorationType.RANDOM])
+def test_tanh_normal_actor_matches_torchrl(mode):
+    ours, theirs = _actors(return_log_prob=True)
+    outputs = []
+    for actor in (ours, theirs):
+        torch.manual_seed(3)
+        with set_exploration_type(mode):
+            outputs.append(actor(_data()))
+    for key in ("loc", "scale", "action", "action_log_prob"):
+        torch.testing.assert_close(outputs[0][key], outputs[1][key], rtol=1e-4, atol=1e-4)
+    assert "sample_log_prob" not in outputs[0].keys()
+
+
+def test_log_prob_of_stored_action_matches_torchrl():
+    ours, theirs = _actors()
+    data = _data()
+    with set_exploration_type(ExplorationType.RANDOM):
+        action = ours(data.clone())["action"]
+    data["action"] = action
+    torch.testing.assert_close(ours.get_dist(data.clone()).log_prob(action),
+                               theirs.get_dist(data.clone()).log_prob(action), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", [ExplorationType.MODE, ExplorationType.MEAN])
+def test_mode_and_mean_do_not_raise_better_than_torchrl(mode):
+    ours, theirs = _actors()
+    with set_exploration_type(mode):
+        action = ours(_data())["action"]
+        assert action.shape == (5, 2) and bool((action.abs() <= 1).all())
+        if mode is ExplorationType.MODE:
+            with pytest.raises(Exception):  # torchrl's TanhNormal.mode raises
+                theirs(_data())
+        else:  # torchrl's mean raises inside and tensordict falls back to 1000 draws
+            torch.testing.assert_close(action, theirs(_data())["action"], atol=0.1, rtol=0.0)
+
+
+def test_exploration_type_decides_the_action():
+    module = SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["action"], distribution_class=Normal)
+    data = TensorDict(loc=torch.zeros(1000), scale=torch.ones(1000), batch_size=[1000])
+    assert module(data.clone())["action"].eq(0).all()  # DETERMINISTIC by default: the mean
+    for mode in (ExplorationType.MODE, ExplorationType.MEAN, ExplorationType.DETERMINISTIC):
+        with set_exploration_type(mode):
+            assert module(data.clone())["action"].eq(0).all()
+    with set_exploration_type(ExplorationType.RANDOM):
+        sample = module(data.clone())["action"]
+    assert 0.8 < sample.std().item() < 1.2
+    random_default = SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["action"],
+                                             distribution_class=Normal,
+                                             default_interaction_type=InteractionType.RANDOM)
+    assert random_default(data.clone())["action"].std().item() > 0.8
+
+
+def test_safe_projects_samples_like_torchrl():
+    kwargs = dict(in_keys=["loc", "scale"], out_keys=["action"], distribution_class=Normal, safe=True,
+                  default_interaction_type=InteractionType.RANDOM)
+    ours = SafeProbabilisticModule(spec=Bounded(-1.0, 1.0, shape=()), **kwargs)
+    theirs = rl.SafeProbabilisticModule(spec=rl_data.Bounded(-1.0, 1.0, shape=()), **kwargs)
+    data = TensorDict(loc=torch.zeros(10), scale=torch.full((10,), 10.0), batch_size=[10])
+    torch.manual_seed(0)
+    mine = ours(data.clone())["action"]
+    torch.manual_seed(0)
+    torch.testing.assert_close(mine, theirs(data.clone())["action"])
+    assert bool((mine.abs() <= 1).all()) and bool((mine.abs() == 1).any())
+
+
+def test_safe_with_batched_spec_better_than_torchrl():
+    ours = SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["action"], distribution_class=Normal,
+                                   spec=Bounded(-1.0, 1.0, shape=(4, 1)), safe=True,
+                                   default_interaction_type=InteractionType.RANDOM)
+    data = TensorDict(loc=torch.zeros(10, 1), scale=torch.full((10, 1), 10.0), batch_size=[10])
+    assert bool((ours(data)["action"].abs() <= 1).all())
+
+
+def test_nested_keys():
+    net = TensorDictModule(nn.Sequential(nn.Linear(3, 4), NormalParamExtractor()),
+                           in_keys=[("agents", "observation")], out_keys=[("agents", "loc"), ("agents", "scale")])
+    actor = ProbabilisticActor(net, in_keys=[("agents", "loc"), ("agents", "scale")],
+                               out_keys=[("agents", "action")], distribution_class=TanhNormal,
+                               spec=Bounded(-1.0, 1.0, shape=(3, 2)), safe=True, return_log_prob=True)
+    data = TensorDict({("agents", "observation"): torch.randn(5, 3, 3)}, batch_size=[5])
+    with set_exploration_type(ExplorationType.RANDOM):
+        data = actor(data)
+    assert data["agents", "action"].shape == (5, 3, 2)
+    assert data["agents", "action_log_prob"].shape == (5, 3)
+    assert ("agents", "action") in list(actor.spec.keys(True, True))
+
+
+def test_reference_page_example_sequence_and_actor():
+    from tensordict.nn import TensorDictSequential
+    env = rlmods.GymEnv("Pendulum-v1")
+    action_spec = env.action_spec
+    model = nn.Sequential(nn.LazyLinear(action_spec.shape[-1] * 2), NormalParamExtractor())
+    model = TensorDictModule(model, in_keys=["observation"], out_keys=["loc", "scale"])
+    prob_module = SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["action"],
+                                          distribution_class=Normal, return_log_prob=True, spec=action_spec)
+    rollout = env.rollout(3, TensorDictSequential(model, prob_module))
+    assert rollout["action_log_prob"].shape == (3, 1)  # Normal: one log_prob per action entry
+    policy = ProbabilisticActor(model, in_keys=["loc", "scale"], out_keys=["action"], distribution_class=Normal,
+                                return_log_prob=True, spec=action_spec)
+    assert env.rollout(3, policy)["action"].shape == (3, 1)
+
+
+def test_kwargs_call_and_tensordict_out_fall_back_to_tensordict():
+    ours, _ = _actors()
+    data = _data()
+    out = ours(data.clone(), tensordict_out=TensorDict(batch_size=[5]))
+    assert "action" in out.keys()
+
+
+def test_one_hot_spec_with_categorical_distribution_error():
+    with pytest.raises(ValueError, match=r"SafeProbabilisticModule: the spec of 'action' is OneHot \(one-hot "
+                                         r"values\), so distribution_class must write one-hot samples "
+                                         r"\(OneHotCategorical, .*got Categorical \(integer indices\)"):
+        SafeProbabilisticModule(in_keys=["logits"], out_keys=["action"], spec=OneHot(3),
+                                distribution_class=TorchCategorical)
+
+
+def test_categorical_spec_with_one_hot_distribution_error():
+    with pytest.raises(ValueError, match=r"the spec of 'action' is Categorical \(integer indices\), so "
+                                         r"distribution_class must write indices .*got OneHotCategorical"):
+        ProbabilisticActor(_net(), in_keys=["logits"], spec=Categorical(3), distribution_class=OneHotCategorical)
+
+
+def test_continuous_spec_with_discrete_distribution_error():
+    with pytest.raises(ValueError, match=r"the spec of 'action' is continuous \(Bounded\), so distribution_class "
+                                         r"must be continuous, got Categorical"):
+        ProbabilisticActor(_net(), in_keys=["logits"], spec=Bounded(-1.0, 1.0, shape=(2,)),
+                           distribution_class=TorchCategorical)
+
+
+def test_matching_discrete_specs_are_accepted():
+    logits = TensorDict(logits=torch.randn(4, 3), batch_size=[4])
+    one_hot = SafeProbabilisticModule(in_keys=["logits"], out_keys=["action"], spec=OneHot(3),
+                                      distribution_class=OneHotCategorical)
+    index = SafeProbabilisticModule(in_keys=["logits"], out_keys=["action"], spec=Categorical(3),
+                                    distribution_class=TorchCategorical)
+    with set_exploration_type(ExplorationType.MODE):
+        assert one_hot(logits.clone())["action"].shape == (4, 3)
+        assert index(logits.clone())["action"].shape == (4,)
+
+
+def test_spec_out_keys_mismatch_error():
+    with pytest.raises(ValueError, match=r"SafeProbabilisticModule: spec keys must be among the out_keys \['action'\]"):
+        ProbabilisticActor(_net(), in_keys=["loc", "scale"], spec=rlmods.Composite(act=Bounded(-1.0, 1.0, (2,))))
+
+
+def test_safe_without_spec_error():
+    with pytest.raises(ValueError, match="SafeProbabilisticModule: safe=True needs a spec"):
+        SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["action"], safe=True)
+
+
+def test_missing_parameter_key_error():
+    module = SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["action"], distribution_class=Normal)
+    with pytest.raises(KeyError, match=r"SafeProbabilisticModule: expected key 'scale' in the input tensordict"):
+        module(TensorDict(loc=torch.zeros(2)))
+
+
+def test_no_from_any_on_the_hot_path(monkeypatch):
+    ours, _ = _actors(return_log_prob=True)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("TensorDict.from_any was called")
+
+    monkeypatch.setattr(TensorDict, "from_any", boom)
+    with set_exploration_type(ExplorationType.RANDOM):
+        assert ours(_data())["action"].shape == (5, 2)
+
+
+def test_safe_sequence_spec():
+    actor = ProbabilisticActor(_net(), in_keys=["loc", "scale"], spec=Bounded(-1.0, 1.0, shape=(2,)),
+                               distribution_class=TanhNormal)
+    assert isinstance(actor, SafeProbabilisticTensorDictSequential)
+    assert actor.spec["action"] == Bounded(-1.0, 1.0, shape=(2,)) and actor.spec["loc"] is None
