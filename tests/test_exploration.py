@@ -1,0 +1,500 @@
+"""rlmods.exploration against torchrl 0.14 (the oracle): signatures, numbers, masks, resets, errors."""
+
+import inspect
+import warnings
+
+import pytest
+import torch
+import torchrl.data as rl_data
+import torchrl.modules as rl
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule, TensorDictSequential
+from torch import nn
+
+import rlmods
+from rlmods import (AdditiveGaussianModule, AdditiveGaussianWrapper, Bounded, Categorical,
+                    ConsistentDropout, ConsistentDropoutModule, EGreedyModule, EGreedyWrapper,
+                    ExplorationType, NoisyLazyLinear, NoisyLinear, OneHot,
+                    OrnsteinUhlenbeckProcessModule, OrnsteinUhlenbeckProcessWrapper, reset_noise,
+                    set_exploration_type)
+
+NAMES = ["EGreedyModule", "EGreedyWrapper", "AdditiveGaussianModule", "AdditiveGaussianWrapper",
+         "OrnsteinUhlenbeckProcessModule", "OrnsteinUhlenbeckProcessWrapper", "ConsistentDropout",
+         "ConsistentDropoutModule", "NoisyLinear", "NoisyLazyLinear", "reset_noise"]
+DETERMINISTIC_TYPES = [ExplorationType.DETERMINISTIC, ExplorationType.MODE, ExplorationType.MEAN]
+
+
+def _params(fn):
+    return [(p.name, p.kind, p.default) for p in inspect.signature(fn).parameters.values()]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_signature_matches_torchrl(name):
+    assert _params(getattr(rlmods, name)) == _params(getattr(rl, name))
+
+
+def _both(spec_cls, *args, **kwargs):
+    return getattr(rlmods, spec_cls)(*args, **kwargs), getattr(rl_data, spec_cls)(*args, **kwargs)
+
+
+# --- annealing -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name, scale, spec_args", [
+    ("EGreedyModule", "eps", ("OneHot", 4)),
+    ("AdditiveGaussianModule", "sigma", ("Bounded", -1.0, 1.0, (2,))),
+    ("OrnsteinUhlenbeckProcessModule", "eps", ("Bounded", -1.0, 1.0, (2,)))])
+def test_annealing_step_by_step_matches_torchrl(name, scale, spec_args):
+    ours_spec, theirs_spec = _both(*spec_args)
+    ours = getattr(rlmods, name)(ours_spec, 0.9, 0.2, 7)
+    theirs = getattr(rl, name)(theirs_spec, 0.9, 0.2, 7)
+    for frames in [1, 1, 2, 0, 1, 5, 3]:
+        ours.step(frames)
+        theirs.step(frames)
+        torch.testing.assert_close(getattr(ours, scale), getattr(theirs, scale))
+    assert getattr(ours, scale).item() == pytest.approx(0.2)
+    assert ours.annealing_progress == pytest.approx(1.0)
+
+
+def test_annealing_state_is_visible():
+    module = EGreedyModule(OneHot(4), eps_init=1.0, eps_end=0.1, annealing_num_steps=100)
+    assert module.annealing_progress == 0.0 and "annealing_progress=0.0%" in repr(module)
+    module.step(25)
+    assert module.annealing_progress == pytest.approx(0.25)
+    assert "eps=0.7750" in repr(module) and "annealing_progress=25.0%" in repr(module)
+
+
+def test_step_of_many_frames_is_one_exact_update_better_than_torchrl():
+    # torchrl's step(frames) loops `frames` times, each subtraction rounding in float32: after
+    # 1234 frames eps is off by ~1e-5. rlmods subtracts frames * delta once: exact to float32.
+    ours = EGreedyModule(OneHot(3), 1.0, 0.05, 10_000)
+    theirs = rl.EGreedyModule(rl_data.OneHot(3), 1.0, 0.05, 10_000)
+    ours.step(1234)
+    theirs.step(1234)
+    exact = 1.0 - 1234 * 0.95 / 10_000
+    assert abs(ours.eps.item() - exact) < 1e-7 < abs(theirs.eps.item() - exact)
+    torch.testing.assert_close(ours.eps, theirs.eps, atol=1e-4, rtol=0)
+
+
+# --- EGreedyModule ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec_args, make_action", [
+    (("OneHot", 5), lambda: torch.eye(5)[torch.randint(5, (64,))]),
+    (("Categorical", 5), lambda: torch.randint(5, (64,))),
+    (("Bounded", -2.0, 2.0, (3,)), lambda: torch.rand(64, 3))])
+def test_egreedy_matches_torchrl(spec_args, make_action):
+    ours_spec, theirs_spec = _both(*spec_args)
+    ours, theirs = EGreedyModule(ours_spec, 0.5), rl.EGreedyModule(theirs_spec, 0.5)
+    action = make_action()
+    torch.manual_seed(1)
+    out = ours(TensorDict({"action": action.clone()}, [64]))["action"]
+    torch.manual_seed(1)
+    expected = theirs(TensorDict({"action": action.clone()}, [64]))["action"]
+    torch.testing.assert_close(out, expected)
+    changed = (out != action).reshape(64, -1).any(-1).float().mean()
+    assert 0.1 < changed < 0.6  # ~eps of the rows are redrawn (a redraw may land on the same action)
+
+
+def test_egreedy_mask_matches_torchrl_and_only_allowed_actions():
+    mask = torch.rand(256, 6) < 0.5
+    mask[:, 2] = True
+    greedy = torch.full((256,), 2)
+    ours = EGreedyModule(Categorical(6), 1.0, action_mask_key="action_mask")
+    theirs = rl.EGreedyModule(rl_data.Categorical(6), 1.0, action_mask_key="action_mask")
+    torch.manual_seed(2)
+    out = ours(TensorDict({"action": greedy.clone(), "action_mask": mask}, [256]))["action"]
+    torch.manual_seed(2)
+    expected = theirs(TensorDict({"action": greedy.clone(), "action_mask": mask}, [256]))["action"]
+    torch.testing.assert_close(out, expected)
+    assert mask.gather(-1, out.unsqueeze(-1)).all()
+    assert (out != 2).any()
+
+
+def test_egreedy_mask_does_not_stick_to_the_module():
+    ours = EGreedyModule(Categorical(3), 1.0, action_mask_key="mask")
+    mask = torch.tensor([[False, False, True]]).expand(4, 3)
+    ours(TensorDict({"action": torch.zeros(4, dtype=torch.long), "mask": mask}, [4]))
+    assert ours.spec["action"].mask is None
+
+
+def test_egreedy_nested_key_and_batched_dims():
+    spec = OneHot(3)
+    module = EGreedyModule(spec, 1.0, action_key=("agents", "action"))
+    td = TensorDict({"agents": TensorDict({"action": torch.eye(3)[torch.zeros(5, 2, dtype=torch.long)]},
+                                          [5, 2])}, [5])
+    out = module(td)["agents", "action"]
+    assert out.shape == (5, 2, 3) and bool((out.sum(-1) == 1).all())
+
+
+@pytest.mark.parametrize("etype", DETERMINISTIC_TYPES)
+def test_no_noise_outside_random(etype):
+    policy = TensorDictModule(nn.Linear(3, 2), ["observation"], ["action"])
+    inner = TensorDictSequential(policy, EGreedyModule(Bounded(-5.0, 5.0, (2,)), 1.0))
+    modules = TensorDictSequential(TensorDictSequential(inner, AdditiveGaussianModule(Bounded(-5.0, 5.0, (2,)))),
+                                   OrnsteinUhlenbeckProcessModule(Bounded(-5.0, 5.0, (2,)), sigma=3.0))
+    td = TensorDict({"observation": torch.randn(8, 3), "is_init": torch.ones(8, 1, dtype=torch.bool)}, [8])
+    with set_exploration_type(etype):
+        out = modules(td.clone())
+    torch.testing.assert_close(out["action"], policy(td.clone())["action"])
+    assert "_ou_prev_noise" not in out.keys()
+    with set_exploration_type(ExplorationType.RANDOM):
+        assert not torch.allclose(modules(td.clone())["action"], policy(td.clone())["action"])
+
+
+def test_egreedy_reference_guide_snippet_needs_spec():
+    with pytest.raises(TypeError, match="action_space"):
+        EGreedyModule(action_space=OneHot(2), annealing_num_steps=100_000, eps_init=1.0, eps_end=0.05)
+    with pytest.raises(TypeError, match="action_space"):  # the guide's snippet fails in torchrl too
+        rl.EGreedyModule(action_space=rl_data.OneHot(2), annealing_num_steps=100_000, eps_init=1.0, eps_end=0.05)
+
+
+def test_hot_path_does_not_write_through_from_any(monkeypatch):
+    def boom(*args, **kwargs):
+        raise AssertionError("TensorDict.from_any called on the hot path")
+    monkeypatch.setattr(TensorDict, "from_any", boom)
+    td = TensorDict({"action": torch.zeros(4, 2), "is_init": torch.ones(4, 1, dtype=torch.bool)}, [4])
+    for module in [EGreedyModule(Bounded(-1.0, 1.0, (2,))), AdditiveGaussianModule(Bounded(-1.0, 1.0, (2,))),
+                   OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)))]:
+        module(td)
+
+
+# --- AdditiveGaussianModule -------------------------------------------------------------------
+
+def test_gaussian_matches_torchrl_and_stays_in_spec():
+    ours_spec, theirs_spec = _both("Bounded", -1.0, 1.0, (3,))
+    ours = AdditiveGaussianModule(ours_spec, sigma_init=0.7, mean=0.1, std=2.0)
+    theirs = rl.AdditiveGaussianModule(theirs_spec, sigma_init=0.7, mean=0.1, std=2.0)
+    action = torch.rand(128, 3) - 0.5
+    torch.manual_seed(3)
+    out = ours(TensorDict({"action": action.clone()}, [128]))["action"]
+    torch.manual_seed(3)
+    expected = theirs(TensorDict({"action": action.clone()}, [128]))["action"]
+    torch.testing.assert_close(out, expected)
+    assert out.abs().max() <= 1.0
+
+
+def test_gaussian_noise_statistics():
+    module = AdditiveGaussianModule(rlmods.Unbounded((2,)), sigma_init=0.3, mean=0.5, std=2.0)
+    noise = module(TensorDict({"action": torch.zeros(200_000, 2)}, [200_000]))["action"]
+    assert noise.mean().item() == pytest.approx(0.3 * 0.5, abs=0.01)
+    assert noise.std().item() == pytest.approx(0.3 * 2.0, abs=0.01)
+
+
+def test_gaussian_spec_can_be_set_later():
+    module = AdditiveGaussianModule()
+    td = TensorDict({"action": torch.zeros(2, 1)}, [2])
+    with pytest.raises(ValueError, match="AdditiveGaussianModule: spec must be set before the first call"):
+        module(td)
+    module.spec = Bounded(-1.0, 1.0, (1,))
+    assert module(td)["action"].shape == (2, 1)
+
+
+# --- OrnsteinUhlenbeckProcessModule -----------------------------------------------------------
+
+def _ou_rollout(module, steps=12, batch=4, seed=5):
+    """Feed the module its own state back, with episode starts at t=0 and t=6 for sample 0."""
+    torch.manual_seed(seed)
+    td = TensorDict({"action": torch.zeros(batch, 2), "is_init": torch.ones(batch, 1, dtype=torch.bool)}, [batch])
+    out = []
+    for t in range(steps):
+        td = module(td)
+        out.append(td.clone())
+        td = td.exclude("action").set("action", torch.full((batch, 2), 0.1))
+        td["is_init"] = torch.zeros(batch, 1, dtype=torch.bool)
+        if t == 5:
+            td["is_init"][0] = True
+    return torch.stack(out)
+
+
+def test_ou_rollout_matches_torchrl():
+    kwargs = dict(eps_init=0.8, theta=0.3, sigma=0.5, dt=0.1, sigma_min=0.1, n_steps_annealing=5)
+    ours = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)), **kwargs)
+    theirs = rl.OrnsteinUhlenbeckProcessModule(rl_data.Bounded(-1.0, 1.0, (2,)), **kwargs)
+    ours_out, theirs_out = _ou_rollout(ours), _ou_rollout(theirs)
+    for key in ["action", "_ou_prev_noise", "_ou_steps"]:
+        torch.testing.assert_close(ours_out[key], theirs_out[key])
+    assert ours_out["_ou_steps"][:, 0].tolist() == [1, 2, 3, 4, 5, 6, 1, 2, 3, 4, 5, 6]
+    assert ours_out["_ou_steps"][:, 1].tolist() == list(range(1, 13))
+
+
+def test_ou_state_is_in_the_tensordict_so_a_step_replays():
+    module = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)))
+    out = _ou_rollout(module, steps=3)
+    state = out[1].exclude("action", "_ou_prev_noise", "_ou_steps").set("action", torch.full((4, 2), 0.1))
+    state.update(out[1].select("_ou_prev_noise", "_ou_steps"))
+    torch.manual_seed(0)
+    first = module(state.clone())
+    torch.manual_seed(0)
+    again = module(state.clone())
+    torch.testing.assert_close(first["action"], again["action"])
+    assert first["_ou_steps"].tolist() == [3, 3, 3, 3]
+
+
+def test_ou_is_init_resets_noise():
+    module = OrnsteinUhlenbeckProcessModule(rlmods.Unbounded((2,)), theta=0.0, sigma=1.0, dt=1.0)
+    td = TensorDict({"action": torch.zeros(3, 2), "_ou_prev_noise": torch.full((3, 2), 100.0),
+                     "_ou_steps": torch.full((3,), 50), "is_init": torch.tensor([[True], [False], [False]])}, [3])
+    out = module(td)
+    assert out["_ou_prev_noise"][0].abs().max() < 10 and out["_ou_prev_noise"][1:].abs().min() > 90
+    assert out["_ou_steps"].tolist() == [1, 51, 51]
+
+
+def test_ou_warns_without_is_init():
+    module = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)))
+    with pytest.warns(UserWarning, match="expected key 'is_init'"):
+        module(TensorDict({"action": torch.zeros(2, 2)}, [2]))
+
+
+def test_ou_safe_projects_and_unsafe_does_not():
+    spec = Bounded(-0.1, 0.1, (2,))
+    td = TensorDict({"action": torch.zeros(64, 2), "is_init": torch.ones(64, 1, dtype=torch.bool)}, [64])
+    safe = OrnsteinUhlenbeckProcessModule(spec, sigma=10.0)(td.clone())["action"]
+    unsafe = OrnsteinUhlenbeckProcessModule(spec, sigma=10.0, safe=False)(td.clone())["action"]
+    assert safe.abs().max() <= 0.1 and unsafe.abs().max() > 0.1
+
+
+def test_ou_state_dict_loads_from_torchrl():
+    theirs = rl.OrnsteinUhlenbeckProcessModule(rl_data.Bounded(-1.0, 1.0, (2,)))
+    theirs.step(300)
+    ours = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)))
+    ours.load_state_dict(theirs.state_dict())
+    torch.testing.assert_close(ours.eps, theirs.eps)
+    assert ours.annealing_progress == pytest.approx(0.3, abs=1e-4)
+
+
+@pytest.mark.parametrize("name, spec_args", [("EGreedyModule", ("OneHot", 3)),
+                                             ("AdditiveGaussianModule", ("Bounded", -1.0, 1.0, (2,)))])
+def test_state_dict_round_trip_with_torchrl(name, spec_args):
+    ours_spec, theirs_spec = _both(*spec_args)
+    ours, theirs = getattr(rlmods, name)(ours_spec), getattr(rl, name)(theirs_spec)
+    theirs.step(10)
+    ours.load_state_dict(theirs.state_dict())
+    ours.step(5)
+    theirs.load_state_dict(ours.state_dict())
+    assert set(ours.state_dict()) == set(theirs.state_dict())
+    assert ours.annealing_progress == pytest.approx(15 / 1000, abs=1e-4)
+
+
+# --- deprecated wrappers -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("wrapper, module, kwargs", [
+    (EGreedyWrapper, EGreedyModule, {}),
+    (AdditiveGaussianWrapper, AdditiveGaussianModule, {}),
+    (OrnsteinUhlenbeckProcessWrapper, OrnsteinUhlenbeckProcessModule, {})])
+def test_deprecated_wrappers_compose_the_module_better_than_torchrl(wrapper, module, kwargs):
+    spec = Bounded(-1.0, 1.0, (2,))
+    policy = TensorDictModule(nn.Linear(3, 2), ["observation"], ["action"])
+    with pytest.warns(DeprecationWarning, match=f"use TensorDictSequential\\(policy, {module.__name__}"):
+        wrapped = wrapper(policy, spec=spec, **kwargs)
+    assert isinstance(wrapped, TensorDictSequential) and isinstance(wrapped.module[-1], module)
+    td = TensorDict({"observation": torch.randn(5, 3), "is_init": torch.ones(5, 1, dtype=torch.bool)}, [5])
+    torch.manual_seed(0)
+    out = wrapped(td.clone())["action"]
+    torch.manual_seed(0)
+    expected = TensorDictSequential(policy, module(spec))(td.clone())["action"]
+    torch.testing.assert_close(out, expected)
+    wrapped.step(500)
+    assert wrapped.annealing_progress == pytest.approx(0.5)
+    with pytest.raises(RuntimeError):  # torchrl 0.14 raises on the deprecated names; rlmods keeps them working
+        getattr(rl, wrapper.__name__)(policy, spec=rl_data.Bounded(-1.0, 1.0, (2,)))
+
+
+def test_deprecated_wrapper_takes_the_policy_spec():
+    policy = TensorDictModule(nn.Linear(3, 2), ["observation"], ["action"])
+    policy.spec = rlmods.Composite(action=Bounded(-1.0, 1.0, (2,)))
+    with pytest.warns(DeprecationWarning):
+        wrapped = AdditiveGaussianWrapper(policy)
+    assert wrapped.module[-1].spec["action"].shape == (2,)
+
+
+# --- ConsistentDropout -------------------------------------------------------------------------
+
+def test_consistent_dropout_matches_torchrl():
+    x = torch.randn(6, 5)
+    torch.manual_seed(4)
+    out, mask = ConsistentDropout(0.3)(x)
+    torch.manual_seed(4)
+    expected, expected_mask = rl.ConsistentDropout(0.3)(x)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close(mask, expected_mask)
+
+
+def test_consistent_dropout_module_replays_mask_and_follows_train_eval():
+    module = ConsistentDropoutModule(0.5, in_keys="x")
+    td = module(TensorDict({"x": torch.ones(8, 4)}, [8]))
+    mask = td["mask_x"]
+    replay = module(TensorDict({"x": torch.full((8, 4), 3.0), "mask_x": mask}, [8]))
+    torch.testing.assert_close(replay["x"], 3.0 * mask)
+    with set_exploration_type(ExplorationType.DETERMINISTIC):  # the exploration type has no effect
+        assert torch.equal(module(TensorDict({"x": torch.ones(8, 4), "mask_x": mask}, [8]))["x"], mask)
+    module.eval()
+    out = module(TensorDict({"x": torch.ones(8, 4)}, [8]))
+    assert torch.equal(out["x"], torch.ones(8, 4)) and "mask_x" not in out.keys()
+
+
+def test_consistent_dropout_module_matches_torchrl():
+    ours = ConsistentDropoutModule(0.25, in_keys=["x", "m"])
+    theirs = rl.ConsistentDropoutModule(0.25, in_keys=["x", "m"])
+    x = torch.randn(5, 3)
+    torch.manual_seed(6)
+    out = ours(TensorDict({"x": x}, [5]))
+    torch.manual_seed(6)
+    expected = theirs(TensorDict({"x": x}, [5]))
+    torch.testing.assert_close(out["x"], expected["x"])
+    torch.testing.assert_close(out["m"], expected["m"])
+
+
+def test_consistent_dropout_mask_key_is_stable_better_than_torchrl():
+    # torchrl names the mask f"mask_{id(self)}": it changes between processes, so a replay buffer
+    # saved in one process does not find its masks in the next. rlmods derives it from the in_key.
+    assert ConsistentDropoutModule(0.1, "h").in_keys == ["h", "mask_h"]
+    assert ConsistentDropoutModule(0.1, ("a", "h")).in_keys[1] == "mask_a_h"
+    first, second = rl.ConsistentDropoutModule(0.1, "h"), rl.ConsistentDropoutModule(0.1, "h")
+    assert first.in_keys[1] != second.in_keys[1]
+
+
+def test_consistent_dropout_primer_draws_a_mask_per_episode():
+    env = rlmods.TransformedEnv(rlmods.GymEnv("Pendulum-v1"), rlmods.InitTracker())
+    policy = TensorDictSequential(
+        TensorDictModule(nn.Linear(3, 4), ["observation"], ["hidden"]),
+        ConsistentDropoutModule(0.5, in_keys="hidden", input_shape=(4,)),
+        TensorDictModule(nn.Linear(4, 1), ["hidden"], ["action"]))
+    env.append_transform(policy[1].make_tensordict_primer())
+    env.set_seed(0)
+    rollout = env.rollout(5, policy)
+    masks = rollout["mask_hidden"]
+    assert masks.shape == (5, 4) and bool((masks == masks[0]).all())
+
+
+# --- NoisyLinear ---------------------------------------------------------------------------------
+
+def test_noisy_linear_matches_torchrl_and_loads_its_state_dict():
+    torch.manual_seed(7)
+    ours = NoisyLinear(5, 3)
+    torch.manual_seed(7)
+    theirs = rl.NoisyLinear(5, 3)
+    for key, value in theirs.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[key], value)
+    assert ours.std_init == 0.5 and ours.weight_sigma[0, 0].item() == pytest.approx(0.5 / 5 ** 0.5)
+    x = torch.randn(4, 5)
+    for etype in [ExplorationType.RANDOM, ExplorationType.DETERMINISTIC]:
+        with set_exploration_type(etype):
+            torch.testing.assert_close(ours(x), theirs(x))
+    theirs.reset_noise()
+    ours.load_state_dict(theirs.state_dict())
+    with set_exploration_type(ExplorationType.RANDOM):
+        torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_noisy_linear_noise_only_under_random_and_only_resampled_by_reset_noise():
+    layer = NoisyLinear(4, 3)
+    x = torch.randn(2, 4)
+    mean_out = torch.nn.functional.linear(x, layer.weight_mu, layer.bias_mu)
+    for etype in DETERMINISTIC_TYPES + [None]:
+        with set_exploration_type(etype):
+            torch.testing.assert_close(layer(x), mean_out)
+    with set_exploration_type(ExplorationType.RANDOM):
+        y0, y1 = layer(x), layer(x)
+        nn.Sequential(layer).apply(reset_noise)
+        y2 = layer(x)
+    assert torch.equal(y0, y1) and not torch.equal(y0, y2) and not torch.equal(y0, mean_out)
+
+
+def test_noisy_linear_legacy_training_mode():
+    layer = NoisyLinear(4, 3, use_exploration_type=False)
+    x = torch.randn(2, 4)
+    noisy = layer(x)
+    layer.eval()
+    torch.testing.assert_close(layer(x), torch.nn.functional.linear(x, layer.weight_mu, layer.bias_mu))
+    assert not torch.equal(noisy, layer(x))
+
+
+def test_noisy_lazy_linear_matches_torchrl():
+    torch.manual_seed(8)
+    ours = NoisyLazyLinear(3, bias=False)
+    ours(torch.ones(2, 6))
+    torch.manual_seed(8)
+    theirs = rl.NoisyLazyLinear(3, bias=False)
+    theirs(torch.ones(2, 6))
+    assert type(ours) is NoisyLinear and ours.bias is None
+    for key, value in theirs.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[key], value)
+
+
+# --- errors ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(eps_init=1.5), r"EGreedyModule: eps_init must be a probability in \[0, 1\], got 1.5."),
+    (dict(eps_end=-0.1), r"EGreedyModule: eps_end must be a probability in \[0, 1\], got -0.1."),
+    (dict(eps_init=0.1, eps_end=0.5), "EGreedyModule: eps_end must not exceed eps_init"),
+    (dict(annealing_num_steps=0), "EGreedyModule: annealing_num_steps must be a positive number of steps, got 0."),
+])
+def test_egreedy_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EGreedyModule(OneHot(3), **kwargs)
+
+
+def test_missing_spec_errors():
+    with pytest.raises(TypeError, match="EGreedyModule: spec must be a TensorSpec .*, got NoneType."):
+        EGreedyModule(None)
+    with pytest.raises(TypeError, match="OrnsteinUhlenbeckProcessModule: spec must be a TensorSpec"):
+        OrnsteinUhlenbeckProcessModule(None)
+    policy = TensorDictModule(nn.Linear(3, 2), ["observation"], ["action"])
+    with pytest.warns(DeprecationWarning), pytest.raises(ValueError, match="EGreedyWrapper: spec must be given"):
+        EGreedyWrapper(policy)
+
+
+def test_mask_needs_discrete_spec():
+    with pytest.raises(TypeError, match="EGreedyModule: action_mask_key needs a discrete spec .*, got Bounded."):
+        EGreedyModule(Bounded(-1.0, 1.0, (2,)), action_mask_key="mask")
+
+
+@pytest.mark.parametrize("module", [
+    EGreedyModule(Bounded(-1.0, 1.0, (4,))),
+    AdditiveGaussianModule(Bounded(-1.0, 1.0, (4,))),
+    OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (4,)))], ids=lambda m: type(m).__name__)
+def test_action_shape_must_match_spec(module):
+    td = TensorDict({"action": torch.zeros(10, 3), "is_init": torch.ones(10, 1, dtype=torch.bool)}, [10])
+    with pytest.raises(ValueError, match=rf"{type(module).__name__}: 'action' must end with shape \(4,\), "
+                                         r"got shape \(10, 3\)."):
+        module(td)
+
+
+def test_missing_keys():
+    with pytest.raises(KeyError, match="EGreedyModule: expected key 'action' in the input tensordict"):
+        EGreedyModule(OneHot(2))(TensorDict({"obs": torch.zeros(2)}, [2]))
+    module = EGreedyModule(Categorical(2), action_mask_key="mask")
+    with pytest.raises(KeyError, match="EGreedyModule: expected key 'mask'"):
+        module(TensorDict({"action": torch.zeros(2, dtype=torch.long)}, [2]))
+
+
+def test_ou_bad_is_init_shape():
+    module = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)), action_key=("agents", "action"))
+    td = TensorDict({"agents": TensorDict({"action": torch.zeros(4, 2)}, [4]),
+                     "is_init": torch.ones(3, 1, dtype=torch.bool)}, [])
+    with pytest.raises(ValueError, match=r"'is_init' must have the action's batch shape \(4,\), got shape \(3, 1\)."):
+        module(td)
+
+
+def test_other_errors():
+    with pytest.raises(ValueError, match=r"ConsistentDropout: p must be a probability in \[0, 1\], got 1.5."):
+        ConsistentDropout(1.5)
+    with pytest.raises(ValueError, match=r"ConsistentDropoutModule: p must be in \[0, 1\), got 1.0."):
+        ConsistentDropoutModule(1.0, "x")
+    with pytest.raises(ValueError, match="ConsistentDropoutModule: in_keys and out_keys must be"):
+        ConsistentDropoutModule(0.5, ["x", "m", "z"])
+    with pytest.raises(ValueError, match="ConsistentDropoutModule: input_shape must be given"):
+        ConsistentDropoutModule(0.5, "x").make_tensordict_primer()
+    with pytest.raises(ValueError, match="ConsistentDropout: make_mask needs input or shape, got neither."):
+        ConsistentDropout().make_mask()
+    with pytest.raises(ValueError, match="NoisyLinear: std_init must be >= 0, got -1."):
+        NoisyLinear(2, 2, std_init=-1)
+    with pytest.raises(ValueError, match="EGreedyModule: frames must be a non-negative int, got -2."):
+        EGreedyModule(OneHot(2)).step(-2)
+    with pytest.raises(ValueError, match="AdditiveGaussianModule: sigma_end must be >= 0, got -1."):
+        AdditiveGaussianModule(sigma_end=-1)
+
+
+def test_no_warning_in_normal_use():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        EGreedyModule(OneHot(2), 0.5)(TensorDict({"action": torch.eye(2)}, [2]))
