@@ -1,0 +1,258 @@
+"""rlmods.qvalue against torchrl 0.14 (the oracle), plus what rlmods adds."""
+
+import pytest
+import torch
+import torchrl.data as tdata
+import torchrl.modules as tm
+from tensordict import TensorDict
+from tensordict.nn import TensorDictModule
+from torch import nn
+from torch.testing import assert_close
+
+from rlmods import (Binary, Bounded, Categorical, Composite, DuelingCnnDQNet, MultiCategorical,
+                    MultiOneHot, OneHot, QValueActor, QValueHook, QValueModule)
+from rlmods.qvalue import chosen_action_value, greedy_action
+
+KEYS = ("action", "action_value", "chosen_action_value")
+
+
+def _values(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+# ---- the tensor functions -------------------------------------------------------------
+
+def test_greedy_action_is_argmax_for_every_space():
+    values = _values(7, 5)
+    idx = values.argmax(-1)
+    assert torch.equal(greedy_action(values, "categorical"), idx)
+    assert torch.equal(greedy_action(values, "one_hot"), torch.eye(5, dtype=torch.long)[idx])
+    assert torch.equal(greedy_action(values, "binary"), (values > 0).long())
+    blocks = values.split([2, 3], -1)
+    expected = torch.stack([b.argmax(-1) for b in blocks], -1)
+    assert torch.equal(greedy_action(values, "mult_categorical", [2, 3]), expected)
+    one_hot = greedy_action(values, "mult_one_hot", [2, 3])
+    assert torch.equal(one_hot[:, :2].argmax(-1), expected[:, 0])
+    assert torch.equal(one_hot.sum(-1), torch.full((7,), 2))
+
+
+def test_binary_greedy_action_maximises_the_sum_over_all_bit_vectors():
+    values = _values(4, 3)
+    bits = torch.tensor([[(i >> j) & 1 for j in range(3)] for i in range(8)])  # (8, 3)
+    best = (values @ bits.T.float()).max(-1).values  # (4,)
+    action = greedy_action(values, "binary")
+    assert_close(chosen_action_value(values, action, "binary").squeeze(-1), best)
+
+
+def test_chosen_action_value_of_mult_categorical_sums_the_blocks():
+    values = _values(6, 5)
+    action = greedy_action(values, "mult_categorical", [2, 3])
+    one_hot = greedy_action(values, "mult_one_hot", [2, 3])
+    assert_close(chosen_action_value(values, action, "mult_categorical", [2, 3]),
+                 chosen_action_value(values, one_hot, "mult_one_hot", [2, 3]))
+
+
+# ---- QValueModule against torchrl -----------------------------------------------------
+
+@pytest.mark.parametrize("space,ours,theirs", [
+    ("one_hot", OneHot(4), tdata.OneHot(4)),
+    ("categorical", Categorical(4), tdata.Categorical(4)),
+])
+@pytest.mark.parametrize("masked", [False, True])
+def test_qvalue_module_matches_torchrl(space, ours, theirs, masked):
+    values = _values(8, 4)
+    mask = torch.rand(8, 4, generator=torch.Generator().manual_seed(1)) > 0.4
+    mask[:, 2] = True
+    mask_key = "mask" if masked else None
+    mine = QValueModule(spec=ours, action_mask_key=mask_key)
+    ref = tm.QValueModule(spec=theirs, action_mask_key=mask_key)
+    data = {"action_value": values, "mask": mask}
+    out, expected = mine(TensorDict(data, [8])), ref(TensorDict(data, [8]))
+    for key in KEYS:
+        assert_close(out[key], expected[key])
+    assert mine.in_keys == ref.in_keys and mine.out_keys == ref.out_keys
+
+
+def test_qvalue_module_mult_one_hot_matches_torchrl():
+    values = _values(8, 5)
+    mine = QValueModule("mult_one_hot", var_nums=[2, 3])
+    ref = tm.QValueModule("mult_one_hot", var_nums=[2, 3])
+    for key in KEYS:
+        assert_close(mine(TensorDict(action_value=values))[key], ref(TensorDict(action_value=values))[key])
+
+
+def test_qvalue_module_tensor_and_keyword_calls_match_torchrl():
+    value = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    mine = QValueModule("categorical", action_value_key="my_action_value")
+    ref = tm.QValueModule("categorical", action_value_key="my_action_value")
+    for got, expected in zip(mine(value), ref(value)):
+        assert_close(got, expected)
+    for got, expected in zip(mine(my_action_value=value), ref(my_action_value=value)):
+        assert_close(got, expected)
+
+
+def test_qvalue_module_strict_shape_auto_matches_torchrl():
+    values = _values(5, 3)
+    mine = QValueModule(spec=Categorical(3, shape=(1,)), strict_shape="auto")
+    ref = tm.QValueModule(spec=tdata.Categorical(3, shape=(1,)), strict_shape="auto")
+    out, expected = mine(TensorDict(action_value=values)), ref(TensorDict(action_value=values))
+    assert out["action"].shape == (5, 1)
+    assert_close(out["action"], expected["action"])
+    assert QValueModule(spec=Categorical(3, shape=(1,)), strict_shape=False)(values)[0].shape == (5,)
+
+
+# ---- masks ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("space,n", [("one_hot", 5), ("categorical", 5), ("binary", 5),
+                                     ("mult_one_hot", 5), ("mult_categorical", 5)])
+def test_masked_actions_are_never_chosen(space, n):
+    var_nums = [2, 3] if space.startswith("mult") else None
+    module = QValueModule(space, var_nums=var_nums, action_mask_key="mask")
+    values = _values(200, n)
+    mask = torch.rand(200, n, generator=torch.Generator().manual_seed(2)) > 0.5
+    mask[:, [0, 2]] = True  # each block keeps an allowed action
+    action = module(TensorDict(action_value=values, mask=mask, batch_size=[200]))["action"]
+    if space == "categorical":
+        assert mask.gather(-1, action[:, None]).all()
+    elif space == "mult_categorical":
+        assert mask[:, :2].gather(-1, action[:, :1]).all() and mask[:, 2:].gather(-1, action[:, 1:]).all()
+    else:
+        assert not (action.bool() & ~mask).any()
+
+
+# ---- QValueActor and QValueHook against torchrl ------------------------------------------
+
+@pytest.mark.parametrize("ours,theirs", [(OneHot(4), tdata.OneHot(4)), (Categorical(4), tdata.Categorical(4))])
+def test_qvalue_actor_matches_torchrl_with_the_same_weights(ours, theirs):
+    ref = tm.QValueActor(nn.Linear(3, 4), spec=theirs)
+    mine = QValueActor(nn.Linear(3, 4), spec=ours)
+    mine.load_state_dict(ref.state_dict())  # checkpoint compatibility
+    obs = _values(5, 3)
+    out = mine(TensorDict(observation=obs, batch_size=[5]))
+    expected = ref(TensorDict(observation=obs, batch_size=[5]))
+    assert sorted(out.keys()) == sorted(expected.keys())
+    for key in KEYS:
+        assert_close(out[key], expected[key])
+    assert mine.in_keys == ref.in_keys and mine.out_keys == ref.out_keys
+
+
+def test_qvalue_actor_with_tensordict_module_and_custom_keys_matches_torchrl():
+    module = TensorDictModule(nn.Linear(3, 4), ["obs"], [("agent", "q")])
+    kwargs = dict(action_value_key=("agent", "q"), action_key=("agent", "action"),
+                  chosen_action_value_key=("agent", "chosen"))
+    mine = QValueActor(module, spec=OneHot(4), **kwargs)
+    ref = tm.QValueActor(module, spec=tdata.OneHot(4), **kwargs)
+    obs = _values(5, 3)
+    out, expected = mine(TensorDict(obs=obs, batch_size=[5])), ref(TensorDict(obs=obs, batch_size=[5]))
+    for key in kwargs.values():
+        assert_close(out[key], expected[key])
+
+
+def test_qvalue_hook_matches_torchrl():
+    net = nn.Linear(3, 4)
+    obs = _values(5, 3)
+    expected = net(obs)
+    handle = net.register_forward_hook(tm.QValueHook("one_hot"))
+    ref = net(obs)
+    handle.remove()
+    _ = net.register_forward_hook(QValueHook("one_hot"))
+    for got, want in zip(net(obs), ref):
+        assert_close(got, want)
+    assert_close(net(obs)[1], expected)
+
+
+def test_dueling_cnn_dqnet_loads_torchrl_weights_and_matches():
+    torch.manual_seed(0)
+    ref = tm.DuelingCnnDQNet(out_features=6)
+    x = _values(2, 3, 64, 64)
+    expected = ref(x)  # materialises the lazy layers
+    mine = DuelingCnnDQNet(out_features=6)
+    _ = mine(x)
+    assert sorted(mine.state_dict()) == sorted(ref.state_dict())
+    mine.load_state_dict(ref.state_dict())
+    assert_close(mine(x), expected)
+    value = ref.value(ref.features(x))
+    assert_close(mine(x).mean(-1, keepdim=True), value)  # mean advantage is subtracted
+
+
+# ---- where rlmods goes beyond torchrl -----------------------------------------------------
+
+def test_binary_and_mult_categorical_better_than_torchrl():
+    values = _values(5, 3)
+    with pytest.raises(TypeError):  # torchrl's _binary is a stub with a wrong signature
+        tm.QValueModule(spec=tdata.Binary(3))(TensorDict(action_value=values))
+    with pytest.raises(ValueError):
+        tm.QValueModule(spec=tdata.MultiCategorical([1, 2]))
+    out = QValueModule(spec=Binary(3))(TensorDict(action_value=values))
+    assert torch.equal(out["action"], (values > 0).long())
+    out = QValueModule(spec=MultiCategorical([1, 2]))(TensorDict(action_value=values))
+    assert out["action"].shape == (5, 2) and out["chosen_action_value"].shape == (5, 1)
+
+
+def test_custom_action_key_with_a_spec_better_than_torchrl():
+    with pytest.raises(KeyError):
+        tm.QValueActor(nn.Linear(3, 4), spec=tdata.OneHot(4), action_key="my_action")
+    actor = QValueActor(nn.Linear(3, 4), spec=OneHot(4), action_key="my_action")
+    out = actor(TensorDict(observation=_values(5, 3), batch_size=[5]))
+    assert out["my_action"].shape == (5, 4) and actor.action_space == "one_hot"
+
+
+def test_var_nums_from_the_spec_better_than_torchrl():
+    values = _values(5, 5)
+    with pytest.raises(ValueError, match="var_nums"):
+        tm.QValueModule(spec=tdata.MultiOneHot([2, 3]))(TensorDict(action_value=values))
+    out = QValueModule(spec=MultiOneHot([2, 3]))(TensorDict(action_value=values))
+    expected = tm.QValueModule("mult_one_hot", var_nums=[2, 3])(TensorDict(action_value=values))
+    assert_close(out["action"], expected["action"])
+
+
+def test_ties_give_a_valid_one_hot_better_than_torchrl():
+    values = torch.tensor([[1.0, 2.0, 2.0]])
+    assert tm.QValueModule("one_hot")(values)[0].sum() == 2  # torchrl: two actions at once
+    assert QValueModule("one_hot")(values)[0].tolist() == [[0, 1, 0]]
+
+
+# ---- error messages -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kwargs,error,match", [
+    ({}, ValueError, "action_space or spec must be given"),
+    ({"action_space": "gaussian"}, ValueError, "action_space must be one of"),
+    ({"action_space": OneHot(3)}, TypeError, "action_space must be a string"),
+    ({"action_space": "categorical", "spec": OneHot(3)}, ValueError, "action_space and spec must agree"),
+    ({"spec": Bounded(-1.0, 1.0, (2,))}, ValueError, "spec must be a discrete action spec"),
+    ({"spec": Composite(observation=OneHot(3))}, KeyError, "spec must hold the action key"),
+    ({"action_space": "mult_one_hot"}, ValueError, "var_nums must be given"),
+    ({"spec": MultiOneHot([2, 3]), "var_nums": [3, 2]}, ValueError, r"var_nums must match the spec's nvec \[2, 3\]"),
+    ({"action_space": "one_hot", "out_keys": ["action", "q", "chosen"]}, ValueError,
+     "out_keys must contain the action_value_key 'action_value'"),
+    ({"action_space": "one_hot", "strict_shape": "yes"}, ValueError, "strict_shape must be"),
+])
+def test_constructor_errors(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        QValueModule(**kwargs)
+
+
+def test_forward_errors():
+    module = QValueModule(spec=OneHot(3), action_mask_key="mask")
+    with pytest.raises(KeyError, match="QValueModule: expected key 'action_value'"):
+        module(TensorDict(observation=torch.zeros(2, 3), batch_size=[2]))
+    with pytest.raises(KeyError, match="QValueModule: expected key 'mask'"):
+        module(TensorDict(action_value=torch.zeros(2, 3), batch_size=[2]))
+    with pytest.raises(ValueError, match=r"QValueModule: 'action_value' must have 3 entries in its "
+                                         r"last dim, got shape \(2, 4\)\."):
+        module(TensorDict(action_value=torch.zeros(2, 4), mask=torch.ones(2, 4, dtype=torch.bool)))
+    strict = QValueModule(spec=Categorical(3, shape=(1,)))
+    with pytest.raises(ValueError, match=r"the action must have shape \(5, 1\).*strict_shape='auto'"):
+        strict(TensorDict(action_value=torch.zeros(5, 3)))
+
+
+def test_actor_error_when_the_module_does_not_write_the_action_value():
+    module = TensorDictModule(nn.Linear(3, 4), ["observation"], ["q"])
+    with pytest.raises(KeyError, match="QValueActor: the module's out_keys must contain the "
+                                       "action_value_key 'action_value'"):
+        QValueActor(module, spec=OneHot(4))
+
+
+def test_binary_sets_only_bits_with_a_positive_gain():
+    values = torch.tensor([[0.0, -0.0, 1e-7, -1e-7]])
+    assert greedy_action(values, "binary").tolist() == [[0, 0, 1, 0]]
