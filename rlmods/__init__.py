@@ -1,6 +1,23 @@
 """rlmods: torchrl.modules rebuilt from scratch on torch + tensordict, one chapter at a time."""
 
+from rlmods.actors import (Actor, MultiStepActorWrapper, SafeModule, SafeSequential, TanhModule,
+                            VmapModule)
+from rlmods.distributions import (Delta, IndependentNormal, MaskedCategorical, MaskedOneHotCategorical,
+                                  NormalParamWrapper, OneHotCategorical, OneHotOrdinal, Ordinal,
+                                  ReparamGradientStrategy, TanhDelta, TanhNormal, TruncatedNormal)
+from rlmods.distributional import (DistributionalDQNnet, DistributionalQValueActor,
+                                   DistributionalQValueHook, DistributionalQValueModule,
+                                   categorical_projection)
 from rlmods.envs import (Compose, EnvBase, ExplorationType, GymEnv, InitTracker, TensorDictPrimer,
                          Transform, TransformedEnv, exploration_type, set_exploration_type, step_mdp)
+from rlmods.exploration import (AdditiveGaussianModule, AdditiveGaussianWrapper, ConsistentDropout,
+                                ConsistentDropoutModule, EGreedyModule, EGreedyWrapper, NoisyLazyLinear,
+                                NoisyLinear, OrnsteinUhlenbeckProcessModule,
+                                OrnsteinUhlenbeckProcessWrapper, reset_noise)
+from rlmods.nets import (MLP, BatchRenorm1d, Conv3dNet, ConvNet, Squeeze2dLayer, SqueezeLayer,
+                         biased_softplus, inv_softplus, mappings)
+from rlmods.probabilistic import (ProbabilisticActor, SafeProbabilisticModule,
+                                  SafeProbabilisticTensorDictSequential)
+from rlmods.qvalue import DuelingCnnDQNet, QValueActor, QValueHook, QValueModule
 from rlmods.specs import (Binary, Bounded, Categorical, Composite, MultiCategorical, MultiOneHot,
                           OneHot, TensorSpec, Unbounded)
