@@ -37,8 +37,3 @@ def check_trailing_shape(value: torch.Tensor, shape, owner: str, what: str) -> N
         raise ValueError(f"{owner}: {what} must end with shape {shape_str(shape)}, "
                          f"got shape {shape_str(got)}.")
 
-
-def check_in(value, allowed, owner: str, argument: str) -> None:
-    """Raise a ValueError unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise ValueError(f"{owner}: {argument} must be one of {sorted(allowed)}, got {value!r}.")

@@ -228,3 +228,27 @@ def test_onehot_and_categorical_actions_step_gym():
         assert td["next", "reward"].item() == 1.0
     assert isinstance(GymEnv("CartPole-v1").action_spec, OneHot)
     assert isinstance(GymEnv("CartPole-v1", categorical_action_encoding=True).action_spec, Categorical)
+
+
+def test_unsupported_gym_space_is_a_clear_error():
+    from gymnasium import spaces
+
+    from rlmods.envs import _space_to_spec
+
+    with pytest.raises(TypeError, match="GymEnv: cannot convert the gymnasium space Text"):
+        _space_to_spec(spaces.Text(5))
+
+
+def test_env_base_names_each_missing_method_and_is_not_callable():
+    class Resets(EnvBase):
+        def _reset(self, tensordict=None, **kwargs):
+            return TensorDict({"observation": torch.zeros(1)})
+
+    env = Resets()
+    env.action_spec = Bounded(-1.0, 1.0, (1,))
+    with pytest.raises(NotImplementedError, match=r"Resets must implement _step\(tensordict\)"):
+        env.step(env.reset().set("action", torch.zeros(1)))
+    with pytest.raises(NotImplementedError, match=r"Resets must implement _set_seed\(seed\)"):
+        env.set_seed(0)
+    with pytest.raises(NotImplementedError, match=r"Resets: call step\(\), reset\(\) or rollout\(\)"):
+        env(TensorDict())

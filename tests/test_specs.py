@@ -262,3 +262,24 @@ def test_is_in_wrong_shape_is_false_not_a_crash():
     assert not Bounded(-1.0, 1.0, (2,)).is_in(torch.zeros(3))
     with pytest.raises(RuntimeError):
         trl.Bounded(-1.0, 1.0, (2,)).is_in(torch.zeros(3))
+
+
+@pytest.mark.parametrize("make,error,message", [
+    (lambda: Bounded(-1.0, 1.0, (1,)).assert_is_in(torch.tensor([2.0])), AssertionError,
+     r"Bounded: value is not in the spec's domain \(shape \(1,\), dtype torch.float32\); call project"),
+    (lambda: Bounded(-1.0, 1.0, (1,)).type_check(torch.zeros(1, dtype=torch.float64)), TypeError,
+     "Bounded: value dtype must be torch.float32, got torch.float64"),
+    (lambda: Bounded(-1.0, 1.0, (1,), maxi=3), TypeError, r"Bounded: unexpected arguments \['maxi'\]"),
+    (lambda: Binary(), TypeError, "Binary: give n or shape, got neither"),
+    (lambda: Binary(3, shape=(4,)), ValueError, r"Binary: shape must end with n=3, got shape \(4,\)"),
+    (lambda: Binary(3).update_mask(torch.ones(3, dtype=torch.bool)), ValueError, "Binary: takes no mask"),
+    (lambda: MultiCategorical([2, 3], shape=(3,)), ValueError,
+     r"MultiCategorical: shape must end with len\(nvec\)=2, got shape \(3,\)"),
+    (lambda: Composite().__setitem__(3, Unbounded(1)), TypeError,
+     "Composite: keys must be strings or tuples of strings, got 3"),
+    (lambda: Composite(a=Unbounded((4, 1)), shape=(4,)).expand(3, 5), ValueError,
+     r"Composite.expand: the new shape must end with the spec's shape \(4,\), got \(3, 5\)"),
+])
+def test_other_error_messages(make, error, message):
+    with pytest.raises(error, match=message):
+        make()
