@@ -20,16 +20,32 @@ def median_us(fn: Callable[[], object], min_run_time: float = 0.2) -> float:
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e6
 
 
+def _interleaved_us(candidates: dict, min_run_time: float, rounds: int = 5) -> dict[str, float]:
+    """Each candidate's best median over ``rounds`` rounds, taken in turn.
+
+    Timing the candidates one after the other lets a burst of load, or the first one's
+    warm-up, fall on a single candidate; interleaving rounds and keeping each one's best
+    median spreads that noise evenly, so the ratios hold better than the absolute times.
+    """
+    best = {name: float("inf") for name in candidates}
+    for _ in range(rounds):
+        for name, fn in candidates.items():
+            best[name] = min(best[name], median_us(fn, min_run_time / rounds))
+    return best
+
+
 def compare(candidates: dict[str, Callable[[], object]], baseline: str | None = None,
             min_run_time: float = 0.2) -> str:
     """A small table: each candidate's median time and its ratio to ``baseline``.
+
+    Candidates are timed in interleaved rounds (see ``_interleaved_us``).
 
     Examples:
         >>> table = compare({"add": lambda: torch.ones(2) + 1}, min_run_time=0.01)
         >>> table.splitlines()[0].split()
         ['candidate', 'time', 'ratio']
     """
-    times = {name: median_us(fn, min_run_time) for name, fn in candidates.items()}
+    times = _interleaved_us(candidates, min_run_time)
     base = times[baseline or next(iter(times))]
     width = max(len(name) for name in times)
     lines = [f"{'candidate':<{width}}  {'time':>10}  {'ratio':>6}"]
