@@ -64,6 +64,26 @@ def step_mdp(tensordict: TensorDictBase, exclude_action: bool = True,
     return out
 
 
+def _spec_property(full: str, key: str, leaf: bool) -> property:
+    """``env.<x>_spec``: reads ``env.full_<x>_spec`` (its single leaf when ``leaf``) and writes it.
+
+    A spec that is not a Composite is stored under the default ``key``, as torchrl does, so
+    ``env.action_spec = Bounded(...)`` puts it at ``env.full_action_spec["action"]``.
+    """
+
+    def get(self):
+        spec = getattr(self, full)
+        keys = spec.keys(True, True)
+        return spec[keys[0]] if leaf and len(keys) == 1 else spec
+
+    def set(self, spec) -> None:
+        if not isinstance(spec, Composite):
+            spec = Composite({key: spec}, shape=self.batch_size)
+        setattr(self, full, spec)
+
+    return property(get, set)
+
+
 class EnvBase(nn.Module):
     """Base class of environments: specs, ``reset``, ``step``, ``rollout``.
 
@@ -93,55 +113,12 @@ class EnvBase(nn.Module):
         flag = Categorical(2, (*self.batch_size, 1), dtype=torch.bool)
         self.full_done_spec = Composite({DONE: flag, TERMINATED: flag.clone()}, shape=self.batch_size)
 
-    # -- specs: one leaf under the default key, or the whole Composite --------------
-    @staticmethod
-    def _leaf(composite: Composite):
-        keys = composite.keys(True, True)
-        return composite[keys[0]] if len(keys) == 1 else composite
-
-    @property
-    def observation_spec(self) -> Composite:
-        return self.full_observation_spec
-
-    @observation_spec.setter
-    def observation_spec(self, spec) -> None:
-        self.full_observation_spec = spec if isinstance(spec, Composite) else Composite(
-            {OBSERVATION: spec}, shape=self.batch_size)
-
-    @property
-    def action_spec(self) -> TensorSpec:
-        return self._leaf(self.full_action_spec)
-
-    @action_spec.setter
-    def action_spec(self, spec) -> None:
-        self.full_action_spec = spec if isinstance(spec, Composite) else Composite(
-            {ACTION: spec}, shape=self.batch_size)
-
-    @property
-    def reward_spec(self) -> TensorSpec:
-        return self._leaf(self.full_reward_spec)
-
-    @reward_spec.setter
-    def reward_spec(self, spec) -> None:
-        self.full_reward_spec = spec if isinstance(spec, Composite) else Composite(
-            {REWARD: spec}, shape=self.batch_size)
-
-    @property
-    def done_spec(self) -> TensorSpec:
-        return self._leaf(self.full_done_spec)
-
-    @done_spec.setter
-    def done_spec(self, spec) -> None:
-        self.full_done_spec = spec if isinstance(spec, Composite) else Composite(
-            {DONE: spec}, shape=self.batch_size)
-
-    @property
-    def state_spec(self) -> Composite:
-        return self.full_state_spec
-
-    @state_spec.setter
-    def state_spec(self, spec) -> None:
-        self.full_state_spec = spec
+    # -- specs: env.action_spec reads and writes env.full_action_spec, and so on -----
+    observation_spec = _spec_property("full_observation_spec", OBSERVATION, leaf=False)
+    action_spec = _spec_property("full_action_spec", ACTION, leaf=True)
+    reward_spec = _spec_property("full_reward_spec", REWARD, leaf=True)
+    done_spec = _spec_property("full_done_spec", DONE, leaf=True)
+    state_spec = _spec_property("full_state_spec", "state", leaf=False)
 
     @property
     def action_keys(self) -> list:
