@@ -22,12 +22,10 @@ from tensordict.utils import NestedKey, expand_as_right
 from torch import nn
 
 from rlmods._checks import key_str, require_key
+from rlmods.envs import ACTION, IS_INIT, OBSERVATION
 from rlmods.specs import Composite, TensorSpec
 
-OBSERVATION = "observation"
-ACTION = "action"
-IS_INIT = "is_init"
-IGNORE = "_"
+IGNORE = "_"  # an out_key that is not written
 
 
 def unbatched_spec(spec: TensorSpec) -> TensorSpec:

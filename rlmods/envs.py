@@ -31,6 +31,7 @@ exploration_type = interaction_type
 
 ACTION, OBSERVATION, REWARD, NEXT = "action", "observation", "reward", "next"
 DONE, TERMINATED, TRUNCATED = "done", "terminated", "truncated"
+IS_INIT = "is_init"
 
 
 def _seed_generator(seed: int) -> int:
@@ -584,7 +585,7 @@ class InitTracker(Transform):
     Recurrent modules read it to reset their hidden state at episode starts.
     """
 
-    def __init__(self, init_key: str = "is_init"):
+    def __init__(self, init_key: str = IS_INIT):
         super().__init__(out_keys=[init_key])
         self.init_key = init_key
 

@@ -23,10 +23,9 @@ from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
 from rlmods._checks import check_trailing_shape, key_str, require_key, shape_str
-from rlmods.envs import ExplorationType, TensorDictPrimer, exploration_type
+from rlmods.envs import ACTION, IS_INIT, ExplorationType, TensorDictPrimer, exploration_type
 from rlmods.specs import Composite, TensorSpec, Unbounded
 
-ACTION, IS_INIT = "action", "is_init"
 OU_NOISE, OU_STEPS = "_ou_prev_noise", "_ou_steps"
 
 

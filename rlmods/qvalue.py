@@ -16,12 +16,12 @@ from torch import nn
 
 from rlmods._checks import require_key, shape_str
 from rlmods.actors import SafeModule, SafeSequential
+from rlmods.envs import ACTION, OBSERVATION
 from rlmods.nets import MLP, ConvNet
 from rlmods.specs import (Binary, Categorical, Composite, MultiCategorical, MultiOneHot, OneHot,
                           TensorSpec)
 
-ACTION, ACTION_VALUE, CHOSEN_ACTION_VALUE, OBSERVATION = (
-    "action", "action_value", "chosen_action_value", "observation")
+ACTION_VALUE, CHOSEN_ACTION_VALUE = "action_value", "chosen_action_value"
 
 # Every spelling torchrl accepts, mapped to one name per action space.
 ACTION_SPACES = {
