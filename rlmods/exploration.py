@@ -82,6 +82,15 @@ class _Annealed(TensorDictModuleBase):
         init, end = float(getattr(self, f"{name}_init")), float(getattr(self, f"{name}_end"))
         return 1.0 if init == end else (init - float(getattr(self, name))) / (init - end)
 
+    def _read_action(self, tensordict: TensorDictBase):
+        """The action, its trailing shape checked against the spec, and the batch shape of the
+        tensordict holding it (the sub-tensordict for a nested key such as ``("agents", "action")``)."""
+        owner = type(self).__name__
+        action = require_key(tensordict, self.action_key, owner)
+        check_trailing_shape(action, self._action_spec.shape, owner, key_str(self.action_key))
+        nested = isinstance(self.action_key, tuple) and len(self.action_key) > 1
+        return action, (tensordict.get(self.action_key[:-1]) if nested else tensordict).batch_size
+
     def __repr__(self) -> str:
         name = self._scale
         return (f"{type(self).__name__}({name}={float(getattr(self, name)):.4f}, "
@@ -158,11 +167,8 @@ class EGreedyModule(_Annealed):
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         if not _exploring():
             return tensordict
-        action = require_key(tensordict, self.action_key, "EGreedyModule")
+        action, batch_shape = self._read_action(tensordict)
         spec = self._action_spec
-        check_trailing_shape(action, spec.shape, "EGreedyModule", key_str(self.action_key))
-        nested = isinstance(self.action_key, tuple) and len(self.action_key) > 1
-        batch_shape = (tensordict.get(self.action_key[:-1]) if nested else tensordict).batch_size
         explore = torch.rand(batch_shape, device=self.eps.device) < self.eps  # (*B,), drawn first
         if self.action_mask_key is None:
             random_action = spec.rand(action.shape[:action.ndim - spec.ndim])
@@ -233,9 +239,7 @@ class AdditiveGaussianModule(_Annealed):
         if self._action_spec is None:
             raise ValueError("AdditiveGaussianModule: spec must be set before the first call "
                              "(pass it at construction or assign module.spec), got None.")
-        action = require_key(tensordict, self.action_key, "AdditiveGaussianModule")
-        check_trailing_shape(action, self._action_spec.shape, "AdditiveGaussianModule",
-                             key_str(self.action_key))
+        action, _ = self._read_action(tensordict)
         noise = torch.normal(self.mean.float().expand(action.shape), self.std.float().expand(action.shape))
         action = action + noise.to(action.device) * self.sigma
         tensordict.set(self.action_key, self._action_spec.project(action))
@@ -343,11 +347,8 @@ class OrnsteinUhlenbeckProcessModule(_Annealed):
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         if not _exploring():
             return tensordict
-        action = require_key(tensordict, self.action_key, "OrnsteinUhlenbeckProcessModule")
+        action, batch_shape = self._read_action(tensordict)
         spec = self._action_spec
-        check_trailing_shape(action, spec.shape, "OrnsteinUhlenbeckProcessModule", key_str(self.action_key))
-        nested = isinstance(self.action_key, tuple) and len(self.action_key) > 1
-        batch_shape = (tensordict.get(self.action_key[:-1]) if nested else tensordict).batch_size
         is_init = self._is_init(tensordict, batch_shape)
         noise = tensordict.get(OU_NOISE, None)
         if noise is None:
