@@ -374,15 +374,24 @@ class OneHot(TensorSpec):
     def space(self) -> CategoricalBox:
         return CategoricalBox(self.n)
 
+    def _mask_layout(self):
+        """The mask's shape, and the sizes of the groups its last dim splits into."""
+        return self.shape, [self.n]
+
     def update_mask(self, mask: torch.Tensor | None) -> None:
-        """Restrict ``rand`` and ``project`` to the True entries of ``mask`` (None removes it)."""
+        """Restrict ``rand``, ``is_in`` and ``project`` to the True entries of ``mask``.
+
+        ``None`` removes the mask. Every group of the last dim (the ``n`` categories, or each
+        of ``nvec``) must keep one allowed category, else ``rand`` has nothing to return.
+        """
         if mask is not None:
+            shape, groups = self._mask_layout()
             mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
-            check_trailing_shape(mask, self.shape[-1:], type(self).__name__, "mask")
-            if not mask.any(-1).all():
+            check_trailing_shape(mask, shape[-1:], type(self).__name__, "mask")
+            if not all(group.any(-1).all() for group in mask.split(groups, -1)):
                 raise ValueError(f"{type(self).__name__}: mask must allow at least one category "
                                  "in every row, got a row of all False.")
-            mask = mask.expand(self.shape) if mask.shape != self.shape else mask
+            mask = mask.expand(shape)
         self.mask = mask
 
     def rand(self, shape=None) -> torch.Tensor:
@@ -467,17 +476,10 @@ class Categorical(TensorSpec):
 
     _scalars = OneHot._scalars
     space = OneHot.space
+    update_mask = OneHot.update_mask
 
-    def update_mask(self, mask: torch.Tensor | None) -> None:
-        """Restrict ``rand``, ``is_in`` and ``project`` to the True entries of ``mask``."""
-        if mask is not None:
-            mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
-            check_trailing_shape(mask, (self.n,), type(self).__name__, "mask")
-            if not mask.any(-1).all():
-                raise ValueError(f"{type(self).__name__}: mask must allow at least one category "
-                                 "in every row, got a row of all False.")
-            mask = mask.expand(*self.shape, self.n)
-        self.mask = mask
+    def _mask_layout(self):
+        return (*self.shape, self.n), [self.n]  # one boolean per category, after the index dims
 
     def rand(self, shape=None) -> torch.Tensor:
         full = self._full(shape)
@@ -592,15 +594,8 @@ class MultiOneHot(OneHot):
         return [OneHot(n, (*self.shape[:-1], n), self.device, self.dtype, mask=m)
                 for n, m in zip(self.nvec, masks)]
 
-    def update_mask(self, mask: torch.Tensor | None) -> None:
-        if mask is not None:
-            mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
-            check_trailing_shape(mask, self.shape[-1:], type(self).__name__, "mask")
-            mask = mask.expand(self.shape)
-            self.mask = mask
-            for part in self._parts():  # each group must keep one allowed category
-                part.update_mask(part.mask)
-        self.mask = mask
+    def _mask_layout(self):
+        return self.shape, self.nvec
 
     def rand(self, shape=None) -> torch.Tensor:
         return torch.cat([part.rand(shape) for part in self._parts()], -1)
@@ -668,16 +663,9 @@ class MultiCategorical(Categorical):
         return [Categorical(n, self.shape[:-1], self.device, self.dtype, mask=m)
                 for n, m in zip(self.nvec, masks)]
 
-    def update_mask(self, mask: torch.Tensor | None) -> None:
-        """``mask`` concatenates one boolean vector per group: shape ``(*shape[:-1], sum(nvec))``."""
-        if mask is not None:
-            mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
-            check_trailing_shape(mask, (sum(self.nvec),), type(self).__name__, "mask")
-            self.mask = mask.expand(*self.shape[:-1], sum(self.nvec))
-            for part in self._parts():
-                part.update_mask(part.mask)
-            return
-        self.mask = None
+    def _mask_layout(self):
+        # One boolean vector per group, concatenated: shape (*shape[:-1], sum(nvec)).
+        return (*self.shape[:-1], sum(self.nvec)), self.nvec
 
     def rand(self, shape=None) -> torch.Tensor:
         return torch.stack([part.rand(shape) for part in self._parts()], -1)
