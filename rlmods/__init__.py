@@ -1,5 +1,6 @@
 """rlmods: torchrl.modules rebuilt from scratch on torch + tensordict, one chapter at a time."""
 
+from rlmods._checks import InvalidTypeError, InvalidValueError, set_validate_args, validate_args
 from rlmods.actors import (Actor, MultiStepActorWrapper, SafeModule, SafeSequential, TanhModule,
                             VmapModule)
 from rlmods.distributions import (Delta, IndependentNormal, MaskedCategorical, MaskedOneHotCategorical,

@@ -1,11 +1,76 @@
 """Shared input checks, so that every error message in rlmods has the same form.
 
 ``"<Owner>: <key or argument> <what was expected>, got <what came>."``
+
+Also here: the exception classes that let ``except ValueError`` (Python's convention) and
+``except RuntimeError`` (what torchrl raises for many of the same conditions) both catch an
+rlmods error, and the switch for the per-call checks that read tensor values.
 """
 
 from __future__ import annotations
 
 import torch
+
+
+class InvalidValueError(ValueError, NotImplementedError):
+    """A bad value, shape or spec, where torchrl raises ``RuntimeError`` or ``NotImplementedError``.
+
+    It is a ``ValueError`` (what the mistake is) and, through ``NotImplementedError``, a
+    ``RuntimeError`` (what torchrl raises), the way numpy's ``AxisError`` is both a
+    ``ValueError`` and an ``IndexError``: code written for either library catches it.
+
+    Examples:
+        >>> issubclass(InvalidValueError, ValueError), issubclass(InvalidValueError, RuntimeError)
+        (True, True)
+    """
+
+
+class InvalidTypeError(TypeError, NotImplementedError):
+    """A bad type, where torchrl raises ``RuntimeError`` or ``NotImplementedError``.
+
+    Examples:
+        >>> issubclass(InvalidTypeError, TypeError), issubclass(InvalidTypeError, RuntimeError)
+        (True, True)
+    """
+
+
+_VALIDATE_ARGS = [True]
+
+
+class set_validate_args:
+    """Turn rlmods' per-call value checks on (the default) or off; also a context manager.
+
+    The checks that read tensor values on every call (an env's action domain, distribution
+    bounds, an action mask that allows nothing, ...) make a GPU wait for the CPU each time.
+    As with ``torch.distributions.Distribution.set_default_validate_args``, they can be
+    switched off once a program is known to be correct. Checks of shapes, keys and
+    constructor arguments stay on: they cost no synchronisation. A module built with
+    ``run_type_checks=True`` always checks.
+
+    Examples:
+        >>> with set_validate_args(False):
+        ...     validate_args()
+        False
+        >>> validate_args()
+        True
+    """
+
+    def __init__(self, value: bool) -> None:
+        if not isinstance(value, bool):
+            raise TypeError(f"set_validate_args: value must be a bool, got {type(value).__name__}.")
+        self.previous = _VALIDATE_ARGS[0]
+        _VALIDATE_ARGS[0] = value
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info) -> None:
+        _VALIDATE_ARGS[0] = self.previous
+
+
+def validate_args(force: bool = False) -> bool:
+    """Whether per-call value checks run now: the global switch, or ``force`` (run_type_checks)."""
+    return force or _VALIDATE_ARGS[0]
 
 
 def shape_str(shape) -> str:
@@ -36,4 +101,3 @@ def check_trailing_shape(value: torch.Tensor, shape, owner: str, what: str) -> N
     if len(got) < len(shape) or (shape and got[-len(shape):] != shape):
         raise ValueError(f"{owner}: {what} must end with shape {shape_str(shape)}, "
                          f"got shape {shape_str(got)}.")
-

@@ -11,6 +11,11 @@ Two uses:
   definitions that no chapter shows.
 * ``python tools/book_sync.py --write`` rewrites the marked cells from the package,
   so one edits ``rlmods/*.py`` and refreshes the book (then reruns the notebook).
+
+Docstrings are left out of the comparison: the package keeps them whole (``help()`` and
+the API reference show them), while a cell shows at most a definition's one-line summary.
+``--write`` keeps each cell's choice: a definition shown with a docstring gets the
+package's summary line, one shown without gets none.
 """
 
 from __future__ import annotations
@@ -77,15 +82,75 @@ def _header(cls: ast.ClassDef) -> ast.ClassDef:
     return head
 
 
+def _docstring(node):
+    """The docstring expression of a def/class, or None."""
+    body = getattr(node, "body", None)
+    if (isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and body
+            and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)):
+        return body[0]
+    return None
+
+
 def _dump(node) -> str:
-    """The AST as text, docstrings cleaned (a method shown dedented in a cell keeps its meaning)."""
+    """The AST as text, docstrings left out: a book cell may omit or shorten them."""
     node = _copy(node)
     for item in ast.walk(node):
-        body = getattr(item, "body", None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
-            body[0].value.value = inspect.cleandoc(body[0].value.value)
+        if _docstring(item) is not None and len(item.body) > 1:
+            item.body = item.body[1:]
+        elif _docstring(item) is not None:  # a body that is only a docstring: compare nothing
+            item.body = []
     return ast.dump(node, include_attributes=False)
+
+
+def _documented(node, prefix="") -> set:
+    """Qualified names (``f``, ``C``, ``C.m``) of the defs in ``node`` that carry a docstring."""
+    name = prefix + node.name
+    out = {name} if _docstring(node) is not None else set()
+    if isinstance(node, ast.ClassDef):
+        for item in node.body:
+            if _is_def(item):
+                out |= _documented(item, name + ".")
+    return out
+
+
+def _summarise_docstrings(text: str, keep: set) -> str:
+    """``text`` (one def/class) with each docstring cut to its summary line, or dropped.
+
+    A docstring stays (as its one-line summary) where its qualified name is in ``keep``,
+    or where it is the whole body; the package keeps the full text for ``help()``.
+    """
+    tree = ast.parse(text)
+    lines = text.split("\n")
+    edits = []
+
+    def visit(node, prefix=""):
+        name = prefix + node.name
+        doc = _docstring(node)
+        if doc is not None:
+            indent = lines[doc.lineno - 1][:doc.col_offset]
+            summary = inspect.cleandoc(doc.value.value).split("\n", 1)[0].strip()
+            if name in keep or len(node.body) == 1:
+                edits.append((doc.lineno, doc.end_lineno, [f'{indent}"""{summary}"""']))
+            else:
+                edits.append((doc.lineno, doc.end_lineno, []))
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if _is_def(item):
+                    visit(item, name + ".")
+
+    for node in tree.body:
+        if _is_def(node):
+            visit(node)
+    for start, end, new in sorted(edits, reverse=True):
+        lines[start - 1:end] = new
+    # no blank line left hanging right after a header whose docstring went away
+    out = []
+    for line in lines:
+        if not line.strip() and out and out[-1].rstrip().endswith(":") and not out[-1].lstrip().startswith("#"):
+            continue
+        out.append(line)
+    return "\n".join(out)
 
 
 def _method_name(node) -> str:
@@ -215,7 +280,7 @@ def _rewrite_cell(source: str, module: str, package: dict, added: dict) -> str:
             if pkg is None:
                 continue
             new = pkg.source
-        edits.append((start, node.end_lineno, new))
+        edits.append((start, node.end_lineno, _summarise_docstrings(new, _documented(node))))
     for start, end, new in reversed(edits):
         lines[start - 1:end] = new.split("\n")
     return "\n".join(lines)
