@@ -309,8 +309,13 @@ def _class_text(module, node, added_elsewhere):
     return textwrap.dedent("\n".join(out))
 
 
-def write() -> int:
-    """Refresh every marked cell from the package; return the number of cells changed."""
+def write(only=None) -> int:
+    """Refresh the marked cells from the package; return the number of cells changed.
+
+    ``only``: notebook paths to refresh (default: every chapter), so that refreshing one
+    chapter never rewrites a notebook someone else is editing.
+    """
+    only = None if not only else {Path(p).resolve() for p in only}
     package = package_parts()
     added = {}  # (module, class) -> methods shown in @add_to_class cells
     for part in shown_parts():
@@ -319,6 +324,8 @@ def write() -> int:
             added.setdefault((part.module, cls), set()).add(method)
     changed = 0
     for nb in notebooks():
+        if only is not None and nb.resolve() not in only:
+            continue
         data = json.loads(nb.read_text())
         edited = 0
         for i, module, source in marked_cells(nb):
@@ -335,9 +342,10 @@ def write() -> int:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--write", action="store_true", help="rewrite marked cells from the package")
+    parser.add_argument("notebooks", nargs="*", help="with --write: only these notebooks")
     args = parser.parse_args()
     if args.write:
-        print(f"{write()} cell(s) refreshed")
+        print(f"{write(args.notebooks)} cell(s) refreshed")
     problems = check()
     print("\n\n".join(problems) or "book and package agree")
     raise SystemExit(1 if problems else 0)
