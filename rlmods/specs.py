@@ -785,8 +785,22 @@ class Composite(TensorSpec):
         return self
 
     def update(self, other) -> "Composite":
-        for key, spec in dict(other.items() if isinstance(other, Composite) else other).items():
-            self[key] = spec
+        """Add ``other``'s entries (a Composite or a dict), merging nested Composites.
+
+        An entry that is a Composite here and a Composite (or dict) in ``other`` is updated
+        in turn, so entries that only this spec holds survive; any other entry is replaced.
+
+        Examples:
+            >>> spec = Composite(obs=Composite(x=Unbounded(1)))
+            >>> spec.update(Composite(obs=Composite(y=Unbounded(2)))).keys(True, True)
+            [('obs', 'x'), ('obs', 'y')]
+        """
+        for key, spec in (other.items() if isinstance(other, Composite) else dict(other).items()):
+            mine = self.get(key)
+            if isinstance(mine, Composite) and isinstance(spec, (Composite, dict)):
+                mine.update(spec)
+            else:
+                self[key] = spec
         return self
 
     def keys(self, include_nested: bool = False, leaves_only: bool = False, *, is_leaf=None):

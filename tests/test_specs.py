@@ -283,3 +283,30 @@ def test_is_in_wrong_shape_is_false_not_a_crash():
 def test_other_error_messages(make, error, message):
     with pytest.raises(error, match=message):
         make()
+
+
+# ---- Composite.update -------------------------------------------------------------
+
+@pytest.mark.parametrize("other", [
+    lambda m: m.Composite(obs=m.Composite(y=m.Unbounded(2)), reward=m.Unbounded(1)),
+    lambda m: {"obs": {"y": m.Unbounded(2)}, "reward": m.Unbounded(1)},
+])
+def test_update_merges_nested_composites_like_torchrl(other):
+    ours = Composite(obs=Composite(x=Unbounded(1)))
+    theirs = trl.Composite(obs=trl.Composite(x=trl.Unbounded(1)))
+    assert ours.update(other(rlmods)) is ours
+    theirs.update(other(trl))
+    assert sorted(map(str, ours.keys(True, True))) == sorted(map(str, theirs.keys(True, True)))
+    assert ours["obs", "x"].shape == (1,) and ours["obs", "y"].shape == (2,)
+
+
+def test_update_replaces_a_nested_composite_by_a_leaf_better_than_torchrl():
+    spec = Composite(obs=Composite(x=Unbounded(1))).update({"obs": Unbounded(2)})
+    assert spec["obs"] == Unbounded(2)
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_update_cannot_replace_a_nested_composite_by_a_leaf():
+    spec = trl.Composite(obs=trl.Composite(x=trl.Unbounded(1)))
+    with pytest.raises(AttributeError, match="has no attribute 'items'"):
+        spec.update({"obs": trl.Unbounded(2)})
