@@ -22,6 +22,8 @@ from torch import distributions as D, nn
 from torch.distributions import constraints
 from torch.distributions.utils import _standard_normal, _sum_rightmost
 
+from rlmods._checks import InvalidValueError, validate_args
+
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 _LOG_2 = math.log(2.0)
 # E[f(X)] for X ~ N(mu, s): Gauss-Hermite (nodes follow the density; for s < 1) and
@@ -45,16 +47,21 @@ def _as_scale(scale, loc: torch.Tensor) -> torch.Tensor:
 
 
 def _check_bounds(owner: str, low, high) -> None:
-    """ValueError unless ``high > low`` everywhere (tensors are skipped while compiling: it syncs)."""
+    """An error unless ``high > low`` everywhere.
+
+    Number bounds are always checked; tensor bounds only while ``rlmods.validate_args()`` is
+    on and not while compiling (reading their values makes a GPU wait). The error is a
+    ValueError and, as torchrl raises, a RuntimeError.
+    """
     if isinstance(low, Number) and isinstance(high, Number):
         ok = high > low
-    elif torch.compiler.is_compiling():
+    elif torch.compiler.is_compiling() or not validate_args():
         return
     else:
         ok = bool((torch.as_tensor(high) > torch.as_tensor(low)).all())
     if not ok:
-        raise ValueError(f"{owner}: high must be strictly greater than low, "
-                         f"got low={low} and high={high}.")
+        raise InvalidValueError(f"{owner}: high must be strictly greater than low, "
+                                f"got low={low} and high={high}.")
 
 
 def _gauss_hermite(fn: Callable, loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -87,7 +94,8 @@ def tanh_normal_mean(loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     c = math.sqrt(math.pi) / 2
     closed = torch.erf(c * loc / torch.sqrt(1 + 2 * c * c * scale * scale))
     rest = lambda x: x.tanh() - torch.erf(c * x)  # noqa: E731
-    quad = torch.where(scale < 1, _gauss_hermite(rest, loc, scale), _gauss_legendre(rest, loc, scale))
+    quad = torch.where(scale < 1, _gauss_hermite(rest, loc, scale),
+                       _gauss_legendre(rest, loc, scale))
     return closed + quad
 
 
@@ -101,7 +109,8 @@ def tanh_normal_log_jacobian(loc: torch.Tensor, scale: torch.Tensor) -> torch.Te
     log_cosh = lambda x: x.abs() + nn.functional.softplus(-2 * x.abs()) - _LOG_2  # noqa: E731
     abs_mean = (scale * math.sqrt(2 / math.pi) * torch.exp(-0.5 * (loc / scale) ** 2)
                 + loc * torch.erf(loc / (scale * math.sqrt(2))))  # E|X|
-    large = abs_mean + _gauss_legendre(lambda x: nn.functional.softplus(-2 * x.abs()), loc, scale) - _LOG_2
+    tail = lambda x: nn.functional.softplus(-2 * x.abs())  # noqa: E731
+    large = abs_mean + _gauss_legendre(tail, loc, scale) - _LOG_2
     return -2 * torch.where(scale < 1, _gauss_hermite(log_cosh, loc, scale), large)
 
 
@@ -137,12 +146,15 @@ class TanhNormal(D.Distribution):
     Args:
         loc (Tensor): location of the Normal before the tanh.
         scale (Tensor, float or callable): its standard deviation, or a callable of ``loc``.
-        upscale (Tensor or float): ``a`` in ``loc = a * tanh(loc / a)`` when ``tanh_loc``. Default 5.0.
+        upscale (Tensor or float): ``a`` in ``loc = a * tanh(loc / a)`` when ``tanh_loc``.
+            Default 5.0.
         low (Tensor or float): lower bound of the action. Default -1.0.
         high (Tensor or float): upper bound of the action. Default 1.0.
-        event_dims (int, optional): trailing dims summed by ``log_prob``. Default ``min(1, loc.ndim)``.
+        event_dims (int, optional): trailing dims summed by ``log_prob``.
+            Default ``min(1, loc.ndim)``.
         tanh_loc (bool): squash ``loc`` with ``upscale`` first. Default False.
-        safe_tanh (bool): clamp tanh to ``1 - resolution`` so samples stay inside the bounds. Default True.
+        safe_tanh (bool): clamp tanh to ``1 - resolution`` so samples stay inside the bounds.
+            Default True.
 
     Examples:
         >>> dist = TanhNormal(torch.zeros(3, 2), torch.ones(3, 2), low=-2.0, high=2.0)
@@ -161,7 +173,8 @@ class TanhNormal(D.Distribution):
                  upscale: torch.Tensor | Number = 5.0, low: torch.Tensor | Number = -1.0,
                  high: torch.Tensor | Number = 1.0, event_dims: int | None = None,
                  tanh_loc: bool = False, safe_tanh: bool = True):
-        loc = loc if isinstance(loc, torch.Tensor) else torch.as_tensor(loc, dtype=torch.get_default_dtype())
+        if not isinstance(loc, torch.Tensor):
+            loc = torch.as_tensor(loc, dtype=torch.get_default_dtype())
         _check_bounds("TanhNormal", low, high)
         self._low, self._high = low, high
         # The affine part only when the bounds are not the default (-1, 1); numbers stay numbers.
@@ -180,8 +193,10 @@ class TanhNormal(D.Distribution):
         if self.tanh_loc:  # rlmods: no shift by the bounds' midpoint (torchrl's tanh_loc bug)
             loc = (loc / self.upscale).tanh() * self.upscale
         scale = _as_scale(scale, loc)
-        if scale.shape != loc.shape:
-            loc, scale = torch.broadcast_tensors(loc, scale)
+        bounds = self._mid.shape if isinstance(self._mid, torch.Tensor) else ()
+        shape = torch.broadcast_shapes(loc.shape, scale.shape, bounds)
+        if loc.shape != shape or scale.shape != shape:  # wider bounds too: one draw per entry
+            loc, scale = loc.expand(shape), scale.expand(shape)
         self.loc, self.scale = loc, scale
         self._cache = None  # (action, pre-tanh draw) of the last sample
         split = loc.ndim - self._event_dims
@@ -204,7 +219,8 @@ class TanhNormal(D.Distribution):
 
     def rsample(self, sample_shape: torch.Size | Sequence[int] = torch.Size()) -> torch.Tensor:
         shape = self._extended_shape(torch.Size(sample_shape))  # (*sample, *batch, *event)
-        x = self.loc + _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device) * self.scale
+        noise = _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
+        x = self.loc + noise * self.scale
         action = self._squash(x)
         self._cache = (action, x)
         return action
@@ -249,7 +265,7 @@ class TanhNormal(D.Distribution):
 
     @property
     def mode(self) -> torch.Tensor:
-        """argmax of the action density (Newton on the stationarity equation, see tanh_normal_mode)."""
+        """argmax of the action density (Newton on the stationarity equation: tanh_normal_mode)."""
         return self._squash(tanh_normal_mode(self.loc, self.scale))
 
     @property
@@ -259,8 +275,9 @@ class TanhNormal(D.Distribution):
         return self._mid + self._half * mean if self._affine else mean
 
     def entropy(self) -> torch.Tensor:
-        """H[N(loc, scale)] + E[log(1 - tanh(X)^2)] (+ log half-range); the expectation by quadrature."""
-        entropy = 0.5 + _LOG_SQRT_2PI + self.scale.log() + tanh_normal_log_jacobian(self.loc, self.scale)
+        """H[N(loc, scale)] + E[log(1 - tanh(X)^2)] (+ log half-range), E by quadrature."""
+        entropy = (0.5 + _LOG_SQRT_2PI + self.scale.log()
+                   + tanh_normal_log_jacobian(self.loc, self.scale))
         if self._affine:
             entropy = entropy + self._log_half
         return _sum_rightmost(entropy, self._event_dims)
@@ -271,7 +288,7 @@ class TanhNormal(D.Distribution):
 
 
 class Delta(D.Distribution):
-    """A point mass at ``param``: sampling returns ``param``, log_prob is +inf there, -inf elsewhere.
+    """A point mass at ``param``: samples are ``param``; log_prob is +inf there, -inf elsewhere.
 
     Built in chapter *Distributions*.
 
@@ -314,7 +331,8 @@ class Delta(D.Distribution):
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         param = self.param.expand_as(value)
         is_equal = (value - param).abs() < self.atol + self.rtol * param.abs()
-        is_equal = is_equal.flatten(value.ndim - len(self.event_shape)).all(-1) if self.event_shape else is_equal
+        if self.event_shape:
+            is_equal = is_equal.flatten(value.ndim - len(self.event_shape)).all(-1)
         inf = torch.full_like(is_equal, float("inf"), dtype=value.dtype)
         return torch.where(is_equal, inf, -inf)
 
@@ -338,7 +356,7 @@ class Delta(D.Distribution):
 
 
 class TanhDelta(Delta):
-    """A point mass at ``(high + low)/2 + (high - low)/2 * tanh(param)``: a deterministic bounded action.
+    """A point mass at ``(high + low)/2 + (high - low)/2 * tanh(param)``: a bounded action.
 
     Built in chapter *Distributions*. torchrl shifts ``param`` by the bounds' midpoint
     *before* the tanh (so ``param = 0`` lands near ``high`` for ``[0, 10]``); rlmods maps
@@ -375,7 +393,8 @@ class TanhDelta(Delta):
         self.param = (self.high + self.low) / 2 + (self.high - self.low) / 2 * y
 
     def expand(self, batch_shape, _instance=None) -> Delta:
-        return Delta(self.param, self.atol, self.rtol, self.batch_shape, self.event_shape).expand(batch_shape)
+        point = Delta(self.param, self.atol, self.rtol, self.batch_shape, self.event_shape)
+        return point.expand(batch_shape)
 
     @property
     def mean(self) -> torch.Tensor:
@@ -408,7 +427,8 @@ class IndependentNormal(D.Independent):
 
     def __init__(self, loc: torch.Tensor, scale: torch.Tensor | float | Callable,
                  upscale: float = 5.0, tanh_loc: bool = False, event_dim: int = 1, **kwargs):
-        self.tanh_loc, self.upscale, self._event_dim, self._kwargs = tanh_loc, upscale, event_dim, kwargs
+        self.tanh_loc, self.upscale = tanh_loc, upscale
+        self._event_dim, self._kwargs = event_dim, kwargs
         self.update(loc, scale)
 
     def update(self, loc: torch.Tensor, scale: torch.Tensor | float | Callable) -> None:
@@ -486,7 +506,7 @@ def _times_log_pdf(x: torch.Tensor, log_z: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 class TruncatedNormal(D.Distribution):
-    """A Normal(loc, scale) restricted to ``[low, high]`` and renormalised; the last dim is the event.
+    """A Normal(loc, scale) restricted to ``[low, high]``, renormalised; the last dim is the event.
 
     With alpha = (low - loc)/scale, beta = (high - loc)/scale and Z = Phi(beta) - Phi(alpha):
     log_prob = log phi((x - loc)/scale) - log scale - log Z inside the bounds and -inf outside,
@@ -499,7 +519,8 @@ class TruncatedNormal(D.Distribution):
     Args:
         loc (Tensor): location of the untruncated Normal.
         scale (Tensor, float or callable): its standard deviation (clamped to >= 1e-6).
-        upscale (Tensor or float): ``a`` in ``loc = a * tanh(loc / a)`` when ``tanh_loc``. Default 5.0.
+        upscale (Tensor or float): ``a`` in ``loc = a * tanh(loc / a)`` when ``tanh_loc``.
+            Default 5.0.
         low (Tensor or float): lower bound. Default -1.0.
         high (Tensor or float): upper bound. Default 1.0.
         tanh_loc (bool): squash ``loc`` first. Default False.
@@ -557,6 +578,11 @@ class TruncatedNormal(D.Distribution):
         return self.icdf(torch.rand(shape, dtype=self.loc.dtype, device=self.loc.device))
 
     @property
+    def device(self) -> torch.device:
+        """The device of the parameters (torchrl's attribute)."""
+        return self.loc.device
+
+    @property
     def mean(self) -> torch.Tensor:
         ratio_a, _ = _times_log_pdf(self._alpha, self._log_z)
         ratio_b, _ = _times_log_pdf(self._beta, self._log_z)
@@ -598,8 +624,8 @@ def _grad_method(owner: str, grad_method) -> ReparamGradientStrategy:
     """Our enum from ours, torchrl's (same member names) or a member name string."""
     name = getattr(grad_method, "name", grad_method)
     if name not in ReparamGradientStrategy.__members__:
-        raise ValueError(f"{owner}: grad_method must be one of {list(ReparamGradientStrategy.__members__)}, "
-                         f"got {grad_method!r}.")
+        names = list(ReparamGradientStrategy.__members__)
+        raise ValueError(f"{owner}: grad_method must be one of {names}, got {grad_method!r}.")
     return ReparamGradientStrategy[name]
 
 
@@ -613,14 +639,15 @@ def _one_hot_rsample(sample: torch.Tensor, logits: torch.Tensor, grad_method) ->
     if grad_method is ReparamGradientStrategy.PassThrough:
         probs = logits.softmax(-1)
         return sample + probs - probs.detach()
-    soft = D.RelaxedOneHotCategorical(torch.ones((), dtype=logits.dtype, device=logits.device),
-                                      logits=logits, validate_args=False).rsample(sample.shape[:-logits.ndim])
+    temperature = torch.ones((), dtype=logits.dtype, device=logits.device)
+    relaxed = D.RelaxedOneHotCategorical(temperature, logits=logits, validate_args=False)
+    soft = relaxed.rsample(sample.shape[:-logits.ndim])
     hard = nn.functional.one_hot(soft.argmax(-1), soft.shape[-1]).to(soft.dtype)
     return hard + soft - soft.detach()
 
 
 class OneHotCategorical(D.Categorical):
-    """A categorical distribution that reads and writes one-hot vectors, with reparametrised samples.
+    """A categorical distribution on one-hot vectors, with reparametrised samples.
 
     Samples, ``mode`` and ``log_prob``'s input have shape ``(*batch, n)``. Built in chapter
     *Distributions*. ``mode`` is the one-hot of the first argmax: torchrl returns a
@@ -643,9 +670,12 @@ class OneHotCategorical(D.Categorical):
     num_params: int = 1
 
     def __init__(self, logits: torch.Tensor | None = None, probs: torch.Tensor | None = None,
-                 grad_method: ReparamGradientStrategy = ReparamGradientStrategy.PassThrough, **kwargs) -> None:
-        logits = logits[..., 0] if logits is not None and logits.shape[-1] == 1 else logits  # torchrl squeezes
-        probs = probs[..., 0] if probs is not None and probs.shape[-1] == 1 else probs
+                 grad_method: ReparamGradientStrategy = ReparamGradientStrategy.PassThrough,
+                 **kwargs) -> None:
+        if logits is not None and logits.shape[-1] == 1:  # torchrl squeezes a trailing 1
+            logits = logits[..., 0]
+        if probs is not None and probs.shape[-1] == 1:
+            probs = probs[..., 0]
         self.grad_method = _grad_method(type(self).__name__, grad_method)
         super().__init__(probs=probs, logits=logits, **{"validate_args": False, **kwargs})
         self.num_samples = self._num_events
@@ -670,7 +700,7 @@ class OneHotCategorical(D.Categorical):
 
 
 class MaskedCategorical(D.Categorical):
-    """A categorical distribution over the allowed actions only: a dense ``mask`` or sparse ``indices``.
+    """A categorical distribution over the allowed actions: a dense ``mask`` or sparse ``indices``.
 
     Dense: ``mask`` (bool, like ``logits``) marks the allowed actions. Sparse: ``indices``
     ``(*batch, k)`` lists them, padded with ``padding_value``. Disallowed actions get
@@ -683,15 +713,19 @@ class MaskedCategorical(D.Categorical):
         probs (Tensor, optional): probabilities; masked ones are zeroed and the rest renormalised.
 
     Keyword Args:
-        mask (Tensor, optional): bool ``(*batch, n)``, True where allowed. Exclusive with ``indices``.
-        indices (Tensor, optional): int ``(*batch, k)``, the allowed actions (exclusive with ``mask``).
+        mask (Tensor, optional): bool ``(*batch, n)``, True where allowed. Exclusive with
+            ``indices``.
+        indices (Tensor, optional): int ``(*batch, k)``, the allowed actions (exclusive with
+            ``mask``).
         neg_inf (float): log_prob of a disallowed action. Default ``-inf``.
         padding_value (int, optional): the filler of ``indices``. Default None.
-        use_cross_entropy (bool): accepted for torchrl compatibility; the numbers do not depend on it.
+        use_cross_entropy (bool): accepted for torchrl compatibility; the numbers do not depend
+            on it.
         padding_side (str): accepted for torchrl compatibility. Default "left".
 
     Examples:
-        >>> dist = MaskedCategorical(logits=torch.zeros(4), mask=torch.tensor([True, False, True, True]))
+        >>> mask = torch.tensor([True, False, True, True])
+        >>> dist = MaskedCategorical(logits=torch.zeros(4), mask=mask)
         >>> dist.mode, dist.log_prob(torch.arange(4)).exp()
         (tensor(0), tensor([0.3333, 0.0000, 0.3333, 0.3333]))
     """
@@ -710,14 +744,16 @@ class MaskedCategorical(D.Categorical):
         if mask is not None and mask.dtype != torch.bool:
             raise TypeError(f"{owner}: mask must be a bool tensor, got dtype {mask.dtype}.")
         if indices is not None and (indices.dtype.is_floating_point or indices.dtype == torch.bool):
-            raise TypeError(f"{owner}: indices must be an integer tensor, got dtype {indices.dtype}.")
+            raise TypeError(f"{owner}: indices must be an integer tensor, "
+                            f"got dtype {indices.dtype}.")
         self._sparse_mask, self._mask = indices is not None, mask if mask is not None else indices
         self.neg_inf, self._padding_value, self._padding_side = neg_inf, padding_value, padding_side
         self.use_cross_entropy = use_cross_entropy
         params = logits if logits is not None else probs.log()
         self.num_samples = params.shape[-1]
         if self._sparse_mask:  # allowed: (*batch, k) positions of real (not padding) indices
-            allowed = indices != padding_value if padding_value is not None else torch.ones_like(indices, dtype=torch.bool)
+            allowed = (indices != padding_value if padding_value is not None
+                       else torch.ones_like(indices, dtype=torch.bool))
             self._indices = indices.masked_fill(~allowed, 0)
             params = params.gather(-1, self._indices)
         else:
@@ -729,7 +765,8 @@ class MaskedCategorical(D.Categorical):
     def mask(self) -> torch.Tensor:
         """The dense mask (a ValueError for sparse ``indices``, as in torchrl)."""
         if self._sparse_mask:
-            raise ValueError(f"{type(self).__name__}: mask is undefined for sparse indices; read the indices instead.")
+            raise ValueError(f"{type(self).__name__}: mask is undefined for sparse indices; "
+                             "read the indices instead.")
         return self._mask
 
     @property
@@ -781,7 +818,7 @@ class MaskedCategorical(D.Categorical):
 
 
 class MaskedOneHotCategorical(MaskedCategorical):
-    """:class:`MaskedCategorical` in one-hot form: samples, ``mode`` and ``log_prob`` inputs are ``(*batch, n)``.
+    """:class:`MaskedCategorical` in one-hot form: samples and log_prob inputs are ``(*batch, n)``.
 
     Built in chapter *Distributions*. ``rsample`` follows ``grad_method`` as in
     :class:`OneHotCategorical`; ``mode`` is always a single allowed one-hot (torchrl returns
@@ -792,7 +829,8 @@ class MaskedOneHotCategorical(MaskedCategorical):
         grad_method (ReparamGradientStrategy): PassThrough (default) or RelaxedOneHot.
 
     Examples:
-        >>> dist = MaskedOneHotCategorical(logits=torch.zeros(4), mask=torch.tensor([False, True, True, True]))
+        >>> mask = torch.tensor([False, True, True, True])
+        >>> dist = MaskedOneHotCategorical(logits=torch.zeros(4), mask=mask)
         >>> dist.mode, dist.sample((5,)).sum(0)[0].item()
         (tensor([0, 1, 0, 0]), 0)
     """
@@ -800,7 +838,8 @@ class MaskedOneHotCategorical(MaskedCategorical):
     def __init__(self, logits: torch.Tensor | None = None, probs: torch.Tensor | None = None,
                  mask: torch.Tensor | None = None, indices: torch.Tensor | None = None,
                  neg_inf: float = float("-inf"), padding_value: int | None = None,
-                 grad_method: ReparamGradientStrategy = ReparamGradientStrategy.PassThrough) -> None:
+                 grad_method: ReparamGradientStrategy = ReparamGradientStrategy.PassThrough,
+                 ) -> None:
         self.grad_method = _grad_method(type(self).__name__, grad_method)
         super().__init__(logits=logits, probs=probs, mask=mask, indices=indices,
                          neg_inf=neg_inf, padding_value=padding_value)
@@ -814,8 +853,9 @@ class MaskedOneHotCategorical(MaskedCategorical):
     def rsample(self, sample_shape: torch.Size | Sequence[int] = torch.Size()) -> torch.Tensor:
         logits = self.logits
         if self._sparse_mask:  # back to the full action space, -inf where not allowed
-            full = torch.full((*logits.shape[:-1], self.num_samples), -torch.inf, dtype=logits.dtype, device=logits.device)
-            logits = full.scatter_reduce(-1, self._indices, logits.masked_fill(~self._allowed, -torch.inf), "amax")
+            full = logits.new_full((*logits.shape[:-1], self.num_samples), -torch.inf)
+            allowed = logits.masked_fill(~self._allowed, -torch.inf)
+            logits = full.scatter_reduce(-1, self._indices, allowed, "amax")
         sample = self.sample(sample_shape).to(logits.dtype)
         return _one_hot_rsample(sample, logits, self.grad_method)
 

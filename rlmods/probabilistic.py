@@ -14,41 +14,61 @@ from typing import Sequence
 
 import torch
 from tensordict import TensorDictBase
-from tensordict.nn import (InteractionType, ProbabilisticTensorDictModule, ProbabilisticTensorDictSequential,
-                           TensorDictModule, skip_existing)
+from tensordict.nn import (CompositeDistribution, InteractionType, ProbabilisticTensorDictModule,
+                           ProbabilisticTensorDictSequential, TensorDictModule, skip_existing)
 from tensordict.nn.probabilistic import interaction_type
 from tensordict.utils import NestedKey
 from torch import distributions as D
 
-from rlmods._checks import require_key
-from rlmods.actors import ACTION, SafeModule, SafeSequential, _as_composite, call_td_module
-from rlmods.distributions import (Delta, MaskedOneHotCategorical, OneHotCategorical, OneHotOrdinal)
-from rlmods.specs import Binary, Categorical, Composite, MultiCategorical, MultiOneHot, OneHot, TensorSpec
+from rlmods._checks import InvalidValueError, key_str, require_key
+from rlmods._keys import ACTION
+from rlmods._spec_args import as_composite
+from rlmods.actors import SafeModule, SafeSequential, call_td_module
+from rlmods.distributions import Delta, MaskedOneHotCategorical, OneHotCategorical, OneHotOrdinal
+from rlmods.specs import (Binary, Categorical, Composite, MultiCategorical, MultiOneHot, OneHot,
+                          TensorSpec)
 
 # Which distributions write one-hot values, and which write integer indices.
-ONE_HOT_DISTRIBUTIONS = (D.OneHotCategorical, OneHotCategorical, MaskedOneHotCategorical, OneHotOrdinal)
+ONE_HOT_DISTRIBUTIONS = (D.OneHotCategorical, OneHotCategorical, MaskedOneHotCategorical,
+                         OneHotOrdinal)
 INDEX_DISTRIBUTIONS = (D.Categorical,)
 
 
-def check_spec_matches_distribution(spec: TensorSpec | None, distribution_class, owner: str, key) -> None:
+def check_spec_matches_distribution(spec: TensorSpec | None, distribution_class, owner: str,
+                                    key) -> None:
     """Raise a ValueError when a one-hot spec meets an index distribution, or the reverse."""
     if spec is None or not isinstance(distribution_class, type):
         return
     one_hot_spec = isinstance(spec, (OneHot, MultiOneHot))
     index_spec = isinstance(spec, (Categorical, MultiCategorical)) and not isinstance(spec, Binary)
-    name = distribution_class.__name__
-    if one_hot_spec and issubclass(distribution_class, INDEX_DISTRIBUTIONS) and not issubclass(
-            distribution_class, ONE_HOT_DISTRIBUTIONS):
-        raise ValueError(f"{owner}: the spec of {key!r} is {type(spec).__name__} (one-hot values), so "
-                         f"distribution_class must write one-hot samples (OneHotCategorical, "
-                         f"MaskedOneHotCategorical, OneHotOrdinal), got {name} (integer indices).")
-    if index_spec and issubclass(distribution_class, ONE_HOT_DISTRIBUTIONS):
-        raise ValueError(f"{owner}: the spec of {key!r} is {type(spec).__name__} (integer indices), so "
-                         f"distribution_class must write indices (Categorical, MaskedCategorical, Ordinal), "
-                         f"got {name} (one-hot samples).")
-    if spec.domain == "continuous" and issubclass(distribution_class, INDEX_DISTRIBUTIONS + ONE_HOT_DISTRIBUTIONS):
-        raise ValueError(f"{owner}: the spec of {key!r} is continuous ({type(spec).__name__}), so "
-                         f"distribution_class must be continuous, got {name} (discrete).")
+    one_hot_dist = issubclass(distribution_class, ONE_HOT_DISTRIBUTIONS)
+    index_dist = issubclass(distribution_class, INDEX_DISTRIBUTIONS) and not one_hot_dist
+    what = f"{owner}: the spec of {key_str(key)} is"
+    name, spec_name = distribution_class.__name__, type(spec).__name__
+    if one_hot_spec and index_dist:
+        raise ValueError(f"{what} {spec_name} (one-hot values), so distribution_class must write "
+                         f"one-hot samples (OneHotCategorical, MaskedOneHotCategorical, "
+                         f"OneHotOrdinal), got {name} (integer indices).")
+    if index_spec and one_hot_dist:
+        raise ValueError(f"{what} {spec_name} (integer indices), so distribution_class must write "
+                         f"indices (Categorical, MaskedCategorical, Ordinal), got {name} "
+                         f"(one-hot samples).")
+    if spec.domain == "continuous" and (one_hot_dist or index_dist):
+        raise ValueError(f"{what} continuous ({spec_name}), so distribution_class must be "
+                         f"continuous, got {name} (discrete).")
+
+
+def _deterministic(dist: D.Distribution) -> torch.Tensor:
+    """``deterministic_sample``, else the mode of a discrete and the mean of a continuous dist.
+
+    A discrete distribution's mean is not an action (``Categorical.mean`` is NaN): tensordict,
+    and so torchrl, falls back on the mode for distributions with an enumerable support.
+    """
+    value = getattr(dist, "deterministic_sample", None)
+    if value is not None:
+        return value
+    base = dist.base_dist if isinstance(dist, D.Independent) else dist
+    return dist.mode if base.has_enumerate_support else dist.mean
 
 
 def _sample(dist: D.Distribution, mode: InteractionType, n_empirical_estimate: int) -> torch.Tensor:
@@ -56,8 +76,7 @@ def _sample(dist: D.Distribution, mode: InteractionType, n_empirical_estimate: i
     if mode is InteractionType.RANDOM:
         return dist.rsample() if dist.has_rsample else dist.sample()
     if mode is InteractionType.DETERMINISTIC:
-        value = getattr(dist, "deterministic_sample", None)
-        return value if value is not None else dist.mean
+        return _deterministic(dist)
     if mode is InteractionType.MODE:
         return dist.mode
     if mode is InteractionType.MEDIAN:
@@ -65,8 +84,8 @@ def _sample(dist: D.Distribution, mode: InteractionType, n_empirical_estimate: i
     try:  # MEAN
         return dist.mean
     except NotImplementedError:
-        draws = dist.rsample((n_empirical_estimate,)) if dist.has_rsample else dist.sample((n_empirical_estimate,))
-        return draws.mean(0)
+        shape = (n_empirical_estimate,)
+        return (dist.rsample(shape) if dist.has_rsample else dist.sample(shape)).mean(0)
 
 
 class SafeProbabilisticModule(ProbabilisticTensorDictModule):
@@ -80,7 +99,8 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
     Built in chapter *Probabilistic actors*.
 
     Args:
-        in_keys (NestedKey, list or dict): the distribution's parameters (``"loc"``, ``"scale"``...).
+        in_keys (NestedKey, list or dict): the distribution's parameters (``"loc"``,
+            ``"scale"``...).
         out_keys (NestedKey or list, optional): where the sample goes.
         spec (TensorSpec, optional): the sample's domain.
 
@@ -99,30 +119,37 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
         >>> module = SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["action"],
         ...     distribution_class=torch.distributions.Normal, spec=Bounded(-1.0, 1.0, shape=()),
         ...     safe=True, default_interaction_type=InteractionType.RANDOM, return_log_prob=True)
-        >>> data = module(TensorDict(loc=torch.zeros(10), scale=torch.full((10,), 10.0), batch_size=[10]))
+        >>> params = TensorDict(loc=torch.zeros(10), scale=torch.full((10,), 10.0), batch_size=[10])
+        >>> data = module(params)
         >>> bool(data["action"].abs().max() <= 1), data["action_log_prob"].shape
         (True, torch.Size([10]))
     """
 
-    def __init__(self, in_keys, out_keys=None, spec: TensorSpec | None = None, *, safe: bool = False,
+    def __init__(self, in_keys, out_keys=None, spec: TensorSpec | None = None, *,
+                 safe: bool = False,
                  default_interaction_type: InteractionType = InteractionType.DETERMINISTIC,
                  distribution_class: type = Delta, distribution_kwargs: dict | None = None,
                  return_log_prob: bool = False, log_prob_keys: list[NestedKey] | None = None,
                  log_prob_key: NestedKey | None = None, cache_dist: bool = False,
                  n_empirical_estimate: int = 1000, num_samples: int | torch.Size | None = None,
                  generator: torch.Generator | int | NestedKey | None = None):
-        super().__init__(in_keys=in_keys, out_keys=out_keys, default_interaction_type=default_interaction_type,
-                         distribution_class=distribution_class, distribution_kwargs=distribution_kwargs,
-                         return_log_prob=return_log_prob, cache_dist=cache_dist,
-                         n_empirical_estimate=n_empirical_estimate, log_prob_keys=log_prob_keys,
-                         log_prob_key=log_prob_key, num_samples=num_samples, generator=generator)
+        super().__init__(in_keys=in_keys, out_keys=out_keys,
+                         default_interaction_type=default_interaction_type,
+                         distribution_class=distribution_class,
+                         distribution_kwargs=distribution_kwargs, return_log_prob=return_log_prob,
+                         cache_dist=cache_dist, n_empirical_estimate=n_empirical_estimate,
+                         log_prob_keys=log_prob_keys, log_prob_key=log_prob_key,
+                         num_samples=num_samples, generator=generator)
         owner = type(self).__name__
-        spec = _as_composite(spec, list(self._out_keys), owner)
+        try:
+            spec = as_composite(spec, list(self._out_keys), owner)
+        except ValueError as error:  # torchrl raises RuntimeError for these spec/out_keys clashes
+            raise InvalidValueError(str(error)) from None
         for key in self._out_keys:
             check_spec_matches_distribution(spec[key], self.distribution_class, owner, key)
         if safe and all(spec.get(key) is None for key in self._out_keys):
-            raise ValueError(f"{owner}: safe=True needs a spec for at least one out_key, got no spec "
-                             f"for out_keys={self._out_keys}.")
+            raise InvalidValueError(f"{owner}: safe=True needs a spec for at least one out_key, "
+                                    f"got no spec for out_keys={self._out_keys}.")
         self.safe = safe
         self.spec = spec
         # tensordict re-derives log_prob_key on every access; it cannot change after init
@@ -132,32 +159,34 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
     random = SafeModule.random
     random_sample = SafeModule.random_sample
 
-    def forward(self, *args, **kwargs) -> TensorDictBase:
-        """Build the distribution, pick the value, project (``safe=True``), write it and its log_prob.
+    def _short_path(self, args: tuple, kwargs: dict) -> bool:
+        """Whether a call is the common one: one tensordict, one tensor-valued sample."""
+        return (len(args) == 1 and not kwargs and isinstance(args[0], TensorDictBase)
+                and len(self._out_keys) == 1 and self.num_samples is None
+                and self._generator is None and self._generator_key is None
+                and not skip_existing())
 
-        The common call on one tensor-valued sample takes this short path; num_samples,
-        generators, composite distributions, ``tensordict_out`` and ``set_skip_existing`` go
-        through ``ProbabilisticTensorDictModule.forward`` (then projected when ``safe=True``).
+    def forward(self, *args, **kwargs):
+        """Build the distribution, pick the value, project it (``safe=True``), write it, log_prob.
+
+        The common call on one tensor-valued sample takes this short path; tensors passed as
+        keywords, num_samples, generators, composite distributions, ``tensordict_out`` and
+        ``set_skip_existing`` go through ``ProbabilisticTensorDictModule.forward`` (whose
+        output is then projected when ``safe=True``).
         """
-        if (len(args) != 1 or kwargs or not isinstance(args[0], TensorDictBase) or len(self._out_keys) != 1
-                or self.num_samples is not None or self._generator is not None or self._generator_key is not None
-                or skip_existing()):
-            out = super().forward(*args, **kwargs)
-            return self._project(out) if self.safe and isinstance(out, TensorDictBase) else out
+        if not self._short_path(args, kwargs):
+            return self._fallback(*args, **kwargs)
         tensordict = args[0]
-        params = {}
-        for dist_key, key in zip(self.dist_keys, self.in_keys):
-            value = tensordict.get(key, None)
-            params[dist_key if isinstance(dist_key, str) else dist_key[-1]] = (
-                value if value is not None else require_key(tensordict, key, type(self).__name__))
-        dist = self.distribution_class(**params, **self.distribution_kwargs)
+        dist = self._build_dist(tensordict)
         mode = interaction_type() or self.default_interaction_type
-        key = self._out_keys[0]
-        if self.return_log_prob and mode is InteractionType.RANDOM and hasattr(dist, "rsample_and_log_prob"):
-            value, log_prob = dist.rsample_and_log_prob() if dist.has_rsample else dist.sample_and_log_prob()
+        if (self.return_log_prob and mode is InteractionType.RANDOM
+                and hasattr(dist, "rsample_and_log_prob")):
+            pair = dist.rsample_and_log_prob() if dist.has_rsample else dist.sample_and_log_prob()
+            value, log_prob = pair
         else:
             value = _sample(dist, mode, self.n_empirical_estimate)
             log_prob = dist.log_prob(value) if self.return_log_prob else None
+        key = self._out_keys[0]
         if self.safe and key in self._projections:
             value = self._projections[key].project(value)
         tensordict.set(key, value)
@@ -165,7 +194,35 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
             tensordict.set(self._short_log_prob_key, log_prob)
         return tensordict
 
+    def _build_dist(self, tensordict: TensorDictBase) -> D.Distribution:
+        """``get_dist`` on the short path, with a one-line KeyError naming a missing parameter."""
+        params = {}
+        for dist_key, key in zip(self.dist_keys, self.in_keys):
+            value = tensordict.get(key, None)
+            if value is None:
+                value = require_key(tensordict, key, type(self).__name__)
+            params[dist_key if isinstance(dist_key, str) else dist_key[-1]] = value
+        return self.distribution_class(**params, **self.distribution_kwargs)
+
+    def _fallback(self, *args, **kwargs):
+        """tensordict's forward, projected into the spec when ``safe=True``.
+
+        Called with tensors as keywords (``module(loc=..., scale=...)``), tensordict returns
+        the out_keys' tensors; they are projected too (torchrl's safe hook fails there).
+        """
+        out = super().forward(*args, **kwargs)
+        if not self.safe:
+            return out
+        if isinstance(out, TensorDictBase):
+            return self._project(out)
+        keys = list(self.out_keys)  # the dispatch returns one tensor per out_key, in order
+        values = [out] if isinstance(out, torch.Tensor) else list(out)
+        values = [self._projections[k].project(v) if k in self._projections else v
+                  for k, v in zip(keys, values)]
+        return values[0] if isinstance(out, torch.Tensor) else tuple(values)
+
     def _project(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Project every out_key that has a spec (``safe=True``), in place."""
         for key, spec in self._projections.items():
             value = tensordict.get(key, None)
             if value is not None:
@@ -175,8 +232,10 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
 
 def _run(module, tensordict: TensorDictBase) -> TensorDictBase:
     """``module(tensordict)``; a plain ``TensorDictModule`` runs through rlmods' short path."""
-    if (type(module) is TensorDictModule and not (module._forward_hooks or module._forward_pre_hooks)
-            and module._kwargs is None and module.method is None and not module._get_kwargs and module.inplace is True):
+    plain = (type(module) is TensorDictModule and module._kwargs is None and module.method is None
+             and not (module._forward_hooks or module._forward_pre_hooks)
+             and not module._get_kwargs and module.inplace is True)
+    if plain:
         return call_td_module(module, tensordict, {})
     return module(tensordict)
 
@@ -205,18 +264,33 @@ class SafeProbabilisticTensorDictSequential(ProbabilisticTensorDictSequential, S
 
     def __init__(self, *modules, partial_tolerant: bool = False) -> None:
         super().__init__(*modules, partial_tolerant=partial_tolerant)
-        super(ProbabilisticTensorDictSequential, self).__init__(*modules, partial_tolerant=partial_tolerant)
+        super(ProbabilisticTensorDictSequential, self).__init__(*modules,
+                                                                partial_tolerant=partial_tolerant)
 
     def forward(self, *args, **kwargs) -> TensorDictBase:
         """Run the modules in order; uncommon calls go through tensordict's forward."""
-        if (len(args) != 1 or kwargs or not isinstance(args[0], TensorDictBase) or self.partial_tolerant
-                or self.inplace not in (None, True) or self._select_before_return or not self._requires_sample
-                or skip_existing()):
+        short = (len(args) == 1 and not kwargs and isinstance(args[0], TensorDictBase)
+                 and not self.partial_tolerant and self.inplace in (None, True)
+                 and not self._select_before_return and self._requires_sample
+                 and not skip_existing())
+        if not short:
             return super().forward(*args, **kwargs)
         tensordict = args[0]
         for module in self.module:
             tensordict = _run(module, tensordict)
         return tensordict
+
+
+def _default_out_keys(distribution_class, distribution_kwargs: dict) -> list:
+    """``["action"]``, or a CompositeDistribution's sample names (``name_map`` values if given)."""
+    if distribution_class is not CompositeDistribution:
+        return [ACTION]
+    if "distribution_map" not in distribution_kwargs:
+        raise KeyError("ProbabilisticActor: a CompositeDistribution needs 'distribution_map' in "
+                       f"distribution_kwargs, got keys {sorted(distribution_kwargs)}.")
+    name_map = distribution_kwargs.get("name_map")
+    names = name_map.values() if name_map is not None else distribution_kwargs["distribution_map"]
+    return list(names)
 
 
 class ProbabilisticActor(SafeProbabilisticTensorDictSequential):
@@ -235,24 +309,30 @@ class ProbabilisticActor(SafeProbabilisticTensorDictSequential):
     Keyword Args:
         spec (TensorSpec, optional): the action spec.
         **kwargs: ``SafeProbabilisticModule``'s keyword arguments (``distribution_class``,
-            ``distribution_kwargs``, ``return_log_prob``, ``safe``, ``default_interaction_type``...).
+            ``distribution_kwargs``, ``return_log_prob``, ``safe``,
+            ``default_interaction_type``...).
 
     Examples:
         >>> from tensordict import TensorDict
         >>> from tensordict.nn import NormalParamExtractor
         >>> from rlmods.distributions import TanhNormal
-        >>> net = TensorDictModule(torch.nn.Sequential(torch.nn.Linear(3, 4), NormalParamExtractor()),
-        ...                        in_keys=["observation"], out_keys=["loc", "scale"])
+        >>> mlp = torch.nn.Sequential(torch.nn.Linear(3, 4), NormalParamExtractor())
+        >>> net = TensorDictModule(mlp, in_keys=["observation"], out_keys=["loc", "scale"])
         >>> actor = ProbabilisticActor(net, in_keys=["loc", "scale"], distribution_class=TanhNormal,
-        ...                            distribution_kwargs={"low": -1.0, "high": 1.0}, return_log_prob=True)
+        ...                            distribution_kwargs={"low": -1.0, "high": 1.0},
+        ...                            return_log_prob=True)
         >>> data = actor(TensorDict(observation=torch.randn(5, 3), batch_size=[5]))
         >>> data["action"].shape, data["action_log_prob"].shape
         (torch.Size([5, 2]), torch.Size([5]))
     """
 
     def __init__(self, module: TensorDictModule, in_keys: NestedKey | Sequence[NestedKey],
-                 out_keys: Sequence[NestedKey] | None = None, *, spec: TensorSpec | None = None, **kwargs):
-        out_keys = [ACTION] if out_keys is None else out_keys
+                 out_keys: Sequence[NestedKey] | None = None, *, spec: TensorSpec | None = None,
+                 **kwargs):
+        if out_keys is None:
+            out_keys = _default_out_keys(kwargs.get("distribution_class"),
+                                         kwargs.get("distribution_kwargs") or {})
         if len(out_keys) == 1 and isinstance(spec, TensorSpec) and not isinstance(spec, Composite):
             spec = Composite({out_keys[0]: spec})
-        super().__init__(module, SafeProbabilisticModule(in_keys=in_keys, out_keys=out_keys, spec=spec, **kwargs))
+        head = SafeProbabilisticModule(in_keys=in_keys, out_keys=out_keys, spec=spec, **kwargs)
+        super().__init__(module, head)

@@ -563,3 +563,105 @@ def test_ordinal_matches_torchrl():
     assert_close(sample, _seeded(lambda: theirs_one_hot.sample((10,))))
     assert_close(one_hot.log_prob(sample), theirs_one_hot.log_prob(sample))
     assert_close(one_hot.mode, theirs_one_hot.mode)
+
+
+# ----------------------------------------------------------------------------- issue 9: parity and pinned differences
+def test_truncated_normal_device_matches_torchrl():
+    ours = TruncatedNormal(torch.zeros(2, 3, dtype=F64), torch.ones(2, 3, dtype=F64))
+    theirs = trl.TruncatedNormal(torch.zeros(2, 3), torch.ones(2, 3))
+    assert isinstance(ours.device, torch.device) and ours.device == theirs.device
+    assert ours.device == ours.sample().device
+
+
+def test_tanh_normal_broadcasts_to_wider_bounds_like_torchrl():
+    # loc (3,), bounds (2, 3): one independent draw per row, each row scaled by its own bounds.
+    loc, scale = torch.tensor([0.2, -0.5, 1.0]), torch.tensor([0.5, 1.0, 2.0])
+    low = torch.tensor([[-1.0, -1.0, -1.0], [-3.0, -2.0, -4.0]])
+    ours, theirs = TanhNormal(loc, scale, low=low, high=-low), trl.TanhNormal(loc, scale, low=low, high=-low)
+    assert ours.batch_shape == theirs.batch_shape == (2,)
+    torch.manual_seed(0)
+    a = ours.rsample((4,))
+    torch.manual_seed(0)
+    b = theirs.rsample((4,))
+    assert a.shape == (4, 2, 3) and not torch.equal(a[:, 0] / 1.0, a[:, 1] / -low[1])
+    assert_close(a, b)
+    assert_close(ours.log_prob(a.clone()), theirs.log_prob(b), rtol=1e-4, atol=1e-4)
+    assert_close(ours.deterministic_sample, theirs.deterministic_sample)
+
+
+@pytest.mark.torchrl_bug
+def test_tanh_normal_default_valued_wider_bounds_are_dropped_torchrl():
+    # torchrl skips the affine map when the bounds equal (-1, 1), and with it their shape.
+    bounds = torch.ones(2, 3)
+    theirs = trl.TanhNormal(torch.zeros(3), torch.ones(3), low=-bounds, high=bounds)
+    assert theirs.batch_shape == () and theirs.rsample().shape == (3,)
+
+
+def test_tanh_normal_default_valued_wider_bounds_better_than_torchrl():
+    # rlmods: the shape of a distribution does not depend on the values of its bounds.
+    bounds = torch.ones(2, 3)
+    ours = TanhNormal(torch.zeros(3), torch.ones(3), low=-bounds, high=bounds)
+    assert ours.batch_shape == (2,) and ours.rsample((5,)).shape == (5, 2, 3)
+    assert ours.log_prob(ours.rsample()).shape == (2,)
+
+
+def test_masked_categorical_finite_neg_inf_log_prob_of_a_masked_action():
+    # A documented difference: rlmods returns neg_inf itself for a masked action; torchrl
+    # normalises the masked logit like the others (neg_inf - logsumexp). Allowed actions agree.
+    logits, mask = torch.tensor([0.0, 1.0, 2.0, 0.5]), torch.tensor([True, False, True, True])
+    ours = MaskedCategorical(logits=logits, mask=mask, neg_inf=-1e4)
+    theirs = trl.MaskedCategorical(logits=logits, mask=mask, neg_inf=-1e4)
+    actions = torch.arange(4)
+    assert_close(ours.log_prob(actions)[mask], theirs.log_prob(actions)[mask])
+    assert ours.log_prob(torch.tensor(1)).item() == -1e4
+    normaliser = torch.logsumexp(logits[mask], -1)
+    assert_close(theirs.log_prob(torch.tensor(1)), -1e4 - normaliser)
+
+
+def test_tensor_bound_check_follows_validate_args():
+    low, high = torch.tensor([0.0, 2.0]), torch.tensor([1.0, 1.0])
+    for cls, kwargs in [(TanhNormal, {"scale": 1.0}), (TruncatedNormal, {"scale": 1.0}), (TanhDelta, {})]:
+        with rlmods.set_validate_args(False):
+            cls(torch.zeros(2), low=low, high=high, **kwargs)  # unchecked: no GPU sync
+            with pytest.raises(ValueError, match=f"{cls.__name__}: high must be strictly greater"):
+                cls(torch.zeros(2), low=1.0, high=1.0, **kwargs)  # numbers: always checked
+        with pytest.raises(ValueError, match=f"{cls.__name__}: high must be strictly greater"):
+            cls(torch.zeros(2), low=low, high=high, **kwargs)
+
+
+def _build(lib, name, **kwargs):
+    return getattr(lib, name)(**kwargs)
+
+
+_ERROR_CASES = {
+    "tanh_normal_number_bounds": ("TanhNormal", dict(loc=torch.zeros(2), scale=1.0, low=1.0, high=-1.0)),
+    "tanh_normal_tensor_bounds": ("TanhNormal", dict(loc=torch.zeros(2), scale=1.0, low=torch.ones(2),
+                                                     high=torch.zeros(2))),
+    "truncated_normal_bounds": ("TruncatedNormal", dict(loc=torch.zeros(2), scale=1.0, low=1.0, high=0.0)),
+    "tanh_delta_bounds": ("TanhDelta", dict(param=torch.zeros(2), low=1.0, high=0.0)),
+    "masked_both_mask_and_indices": ("MaskedCategorical", dict(logits=torch.zeros(3), mask=torch.ones(3).bool(),
+                                                               indices=torch.tensor([0]))),
+    "masked_neither_mask_nor_indices": ("MaskedCategorical", dict(logits=torch.zeros(3))),
+    "masked_both_logits_and_probs": ("MaskedCategorical", dict(logits=torch.zeros(3), probs=torch.ones(3) / 3,
+                                                               mask=torch.ones(3).bool())),
+    "masked_float_mask": ("MaskedCategorical", dict(logits=torch.zeros(3), mask=torch.ones(3))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_ERROR_CASES))
+def test_error_types_match_torchrl(case):
+    name, kwargs = _ERROR_CASES[case]
+    with pytest.raises((RuntimeError, ValueError, TypeError, KeyError)) as theirs:
+        _build(trl, name, **kwargs)
+    with pytest.raises((RuntimeError, ValueError, TypeError, KeyError), match=name) as ours:
+        _build(rlmods, name, **kwargs)
+    assert isinstance(ours.value, type(theirs.value)), (type(ours.value), type(theirs.value))
+
+
+def test_sparse_mask_property_error_type_matches_torchrl():
+    kwargs = dict(logits=torch.zeros(3), indices=torch.tensor([0, 2]))
+    with pytest.raises(ValueError) as theirs:
+        _ = trl.MaskedCategorical(**kwargs).mask
+    with pytest.raises(ValueError, match="MaskedCategorical: mask is undefined") as ours:
+        _ = MaskedCategorical(**kwargs).mask
+    assert isinstance(ours.value, type(theirs.value))

@@ -7,8 +7,9 @@ import torch
 import torchrl.data as rl_data
 import torchrl.modules as rl
 from tensordict import TensorDict
-from tensordict.nn import InteractionType, NormalParamExtractor, TensorDictModule
+from tensordict.nn import CompositeDistribution, InteractionType, NormalParamExtractor, TensorDictModule
 from torch import nn
+from torch import distributions as D
 from torch.distributions import Categorical as TorchCategorical
 from torch.distributions import Normal
 
@@ -90,7 +91,7 @@ def test_mode_and_mean_do_not_raise_better_than_torchrl(mode):
         action = ours(_data())["action"]
         assert action.shape == (5, 2) and bool((action.abs() <= 1).all())
         if mode is ExplorationType.MODE:
-            with pytest.raises(Exception):  # torchrl's TanhNormal.mode raises
+            with pytest.raises(RuntimeError, match="has not analytical mode"):  # torchrl raises
                 theirs(_data())
         else:  # torchrl's mean raises inside and tensordict falls back to 1000 draws
             torch.testing.assert_close(action, theirs(_data())["action"], atol=0.1, rtol=0.0)
@@ -233,3 +234,136 @@ def test_safe_sequence_spec():
                                distribution_class=TanhNormal)
     assert isinstance(actor, SafeProbabilisticTensorDictSequential)
     assert actor.spec["action"] == Bounded(-1.0, 1.0, shape=(2,)) and actor.spec["loc"] is None
+
+
+# ----------------------------------------------------------------------------- issue 9
+class _CompositeNet(nn.Module):
+    def forward(self, x):
+        return x[..., :2], x[..., 2:4].exp(), x[..., 4:7]
+
+
+def _composite_actor(lib, **kwargs):
+    net = TensorDictModule(_CompositeNet(), in_keys=["observation"],
+                           out_keys=[("params", "cont", "loc"), ("params", "cont", "scale"),
+                                     ("params", "disc", "logits")])
+    kwargs = {"distribution_kwargs": {"distribution_map": {"cont": Normal, "disc": TorchCategorical}},
+              **kwargs}
+    return lib.ProbabilisticActor(net, in_keys=["params"], distribution_class=CompositeDistribution,
+                                  return_log_prob=True, **kwargs)
+
+
+@pytest.mark.parametrize("name_map", [None, {"cont": ("agent", "move"), "disc": "pick"}])
+def test_composite_distribution_default_out_keys_match_torchrl(name_map):
+    extra = {} if name_map is None else {"name_map": name_map}
+    kwargs = {"distribution_kwargs": {"distribution_map": {"cont": Normal, "disc": TorchCategorical},
+                                      **extra}}
+    ours, theirs = _composite_actor(rlmods, **kwargs), _composite_actor(rl, **kwargs)
+    assert ours.out_keys == theirs.out_keys
+    data = TensorDict(observation=torch.randn(4, 7), batch_size=[4])
+    outputs = []
+    for actor in (ours, theirs):
+        torch.manual_seed(0)
+        with set_exploration_type(ExplorationType.RANDOM):
+            outputs.append(actor(data.clone()))
+    assert set(outputs[0].keys(True, True)) == set(outputs[1].keys(True, True))
+    for key in outputs[1].keys(True, True):
+        torch.testing.assert_close(outputs[0][key], outputs[1][key])
+    assert "action" not in outputs[0].keys()
+
+
+def test_composite_distribution_without_map_error_type_matches_torchrl():
+    with pytest.raises(KeyError) as theirs:
+        _composite_actor(rl, distribution_kwargs={})
+    with pytest.raises(KeyError, match="ProbabilisticActor: a CompositeDistribution needs "
+                                       "'distribution_map' in distribution_kwargs") as ours:
+        _composite_actor(rlmods, distribution_kwargs={})
+    assert isinstance(ours.value, type(theirs.value))
+
+
+@pytest.mark.parametrize("dist_class,in_key", [(TorchCategorical, "logits"), (D.Bernoulli, "logits"),
+                                               (D.OneHotCategorical, "logits")])
+def test_discrete_torch_distribution_without_exploration_type_uses_the_mode_like_torchrl(dist_class,
+                                                                                        in_key):
+    # No exploration type set: DETERMINISTIC; a torch distribution has no deterministic_sample
+    # and a discrete one's mean is not an action (Categorical.mean is NaN): both use the mode.
+    kwargs = dict(in_keys=[in_key], out_keys=["action"], distribution_class=dist_class,
+                  return_log_prob=True)
+    ours, theirs = SafeProbabilisticModule(**kwargs), rl.SafeProbabilisticModule(**kwargs)
+    torch.manual_seed(0)
+    data = TensorDict(logits=torch.randn(6, 4), batch_size=[6])
+    mine = ours(data.clone())
+    reference = theirs(data.clone())
+    assert not mine["action"].isnan().any()
+    torch.testing.assert_close(mine["action"], reference["action"])
+    torch.testing.assert_close(mine["action"], dist_class(logits=data["logits"]).mode)
+    torch.testing.assert_close(mine["action_log_prob"], reference["action_log_prob"])
+
+
+def test_continuous_torch_distribution_without_exploration_type_uses_the_mean_like_torchrl():
+    kwargs = dict(in_keys=["concentration1", "concentration0"], out_keys=["action"],
+                  distribution_class=D.Beta)
+    ours, theirs = SafeProbabilisticModule(**kwargs), rl.SafeProbabilisticModule(**kwargs)
+    data = TensorDict(concentration1=torch.rand(5) + 0.5, concentration0=torch.rand(5) + 0.5,
+                      batch_size=[5])
+    torch.testing.assert_close(ours(data.clone())["action"], theirs(data.clone())["action"])
+
+
+def _safe_module(lib, specs):
+    return lib.SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["action"],
+                                       distribution_class=Normal, spec=specs.Bounded(-1.0, 1.0, shape=()),
+                                       safe=True, default_interaction_type=InteractionType.RANDOM,
+                                       return_log_prob=True)
+
+
+def test_safe_fallback_paths_give_the_short_path_output():
+    module = _safe_module(rlmods, rlmods)
+    loc, scale = torch.linspace(-2, 2, 10), torch.full((10,), 10.0)
+    calls = {
+        "td": lambda: module(TensorDict(loc=loc, scale=scale, batch_size=[10])),
+        "tensordict_out": lambda: module(TensorDict(loc=loc, scale=scale, batch_size=[10]),
+                                         tensordict_out=TensorDict(batch_size=[10])),
+        "kwargs": lambda: dict(zip(["action", "action_log_prob"], module(loc=loc, scale=scale))),
+    }
+    outputs = {}
+    for name, call in calls.items():
+        torch.manual_seed(0)
+        outputs[name] = call()
+    action = outputs["td"]["action"]
+    assert bool((action.abs() <= 1).all()) and bool((action.abs() == 1).any())  # projected
+    for name in ("tensordict_out", "kwargs"):
+        torch.testing.assert_close(outputs[name]["action"], action)
+        torch.testing.assert_close(outputs[name]["action_log_prob"], outputs["td"]["action_log_prob"])
+
+
+@pytest.mark.torchrl_bug
+def test_safe_keyword_call_fails_torchrl():
+    # torchrl's projection hook expects a tensordict; called with tensors it gets a tuple.
+    module = _safe_module(rl, rl_data)
+    with pytest.raises(AttributeError, match="'tuple' object has no attribute 'get'"):
+        module(loc=torch.zeros(3), scale=torch.ones(3))
+
+
+def _error_cases(lib, specs):
+    net = _net()
+    return {
+        "spec_keys_are_not_out_keys": lambda: lib.ProbabilisticActor(
+            net, in_keys=["loc", "scale"], spec=specs.Composite(act=specs.Bounded(-1.0, 1.0, (2,)))),
+        "safe_without_spec": lambda: lib.SafeProbabilisticModule(
+            in_keys=["loc", "scale"], out_keys=["action"], safe=True),
+        "one_spec_two_out_keys": lambda: lib.SafeProbabilisticModule(
+            in_keys=["logits"], out_keys=["action", "other"], spec=specs.Categorical(3),
+            distribution_class=TorchCategorical),
+        "composite_without_map": lambda: lib.ProbabilisticActor(
+            net, in_keys=["params"], distribution_class=CompositeDistribution, distribution_kwargs={}),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_error_cases(rl, rl_data)))
+def test_error_types_match_torchrl(case):
+    errors = (RuntimeError, ValueError, TypeError, KeyError)
+    with pytest.raises(errors) as theirs:
+        _error_cases(rl, rl_data)[case]()
+    with pytest.raises(errors, match="SafeProbabilisticModule|ProbabilisticActor") as ours:
+        _error_cases(rlmods, rlmods)[case]()
+    assert isinstance(ours.value, type(theirs.value)), (type(ours.value), type(theirs.value))
+    assert isinstance(ours.value, (ValueError, KeyError))  # and Python's convention holds
