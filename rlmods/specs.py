@@ -16,9 +16,12 @@ from typing import Sequence
 
 import numpy as np
 import torch
-from tensordict import TensorDict, TensorDictBase
+from torch.nn import functional as nn_functional
+from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, unravel_key
 
-from rlmods._checks import check_trailing_shape, shape_str
+from rlmods._checks import InvalidTypeError, InvalidValueError, check_trailing_shape, shape_str
+
+RESERVED_KEYS = ("shape", "device", "dtype", "space")  # Composite attributes, never entry names
 
 
 def _size(shape) -> torch.Size:
@@ -27,6 +30,35 @@ def _size(shape) -> torch.Size:
     if isinstance(shape, int):
         return torch.Size([shape])
     return torch.Size(shape)
+
+
+def _concrete(shape) -> torch.Size:
+    """``shape`` with its dynamic (``-1``) dims set to 1: the shape of a drawn value."""
+    return torch.Size([1 if s == -1 else s for s in shape])
+
+
+def _as_index(index):
+    """Lists in an index become tensors: numpy's rule, not torch's deprecated list-of-lists one."""
+    if isinstance(index, tuple):
+        return tuple(torch.tensor(i) if isinstance(i, list) else i for i in index)
+    return torch.tensor(index) if isinstance(index, list) else index
+
+
+def _indexed_shape(shape, index) -> torch.Size:
+    """The shape of ``tensor[index]`` for a tensor of ``shape``; out-of-range indices raise."""
+    return torch.zeros(()).expand(_concrete(shape))[index].shape  # expand: no memory used
+
+
+def _expanded_shape(spec, shape) -> torch.Size:
+    """The target of ``spec.expand(*shape)``, checked as ``Tensor.expand`` checks it."""
+    if len(shape) == 1 and not isinstance(shape[0], int):
+        shape = tuple(shape[0])
+    lead = len(shape) - spec.ndim
+    new = [s if s != -1 or i < lead else spec.shape[i - lead] for i, s in enumerate(shape)]
+    if lead < 0 or any(old not in (1, -1, s) for old, s in zip(spec.shape, new[lead:])):
+        raise ValueError(f"{type(spec).__name__}.expand: the new shape must end with the spec's "
+                         f"shape {shape_str(spec.shape)} (up to its 1s), got {shape_str(new)}.")
+    return torch.Size(new)
 
 
 @dataclass
@@ -70,7 +102,7 @@ class TensorSpec:
         return self.ndim
 
     def _full(self, shape) -> torch.Size:
-        return torch.Size([*_size(shape), *self.shape])
+        return torch.Size([*_size(shape), *_concrete(self.shape)])
 
     def zero(self, shape=None) -> torch.Tensor:
         """A zero-filled tensor of shape ``(*shape, *self.shape)`` (not always in the domain)."""
@@ -89,7 +121,9 @@ class TensorSpec:
         return self.is_in(value)
 
     def _shape_matches(self, value) -> bool:
-        return value.shape[value.ndim - self.ndim:] == self.shape and value.ndim >= self.ndim
+        """Whether ``value`` ends with this shape (a dynamic ``-1`` dim matches any size)."""
+        tail = value.shape[value.ndim - self.ndim:]
+        return value.ndim >= self.ndim and all(s in (-1, v) for s, v in zip(self.shape, tail))
 
     def project(self, value: torch.Tensor) -> torch.Tensor:
         """Map ``value`` into the domain; values already inside are returned unchanged.
@@ -112,14 +146,47 @@ class TensorSpec:
                             f"got {value.dtype}.")
 
     def encode(self, value, ignore_device: bool = False) -> torch.Tensor:
-        """Turn environment output (numbers, lists, numpy arrays) into a tensor of this spec."""
+        """Turn environment output (numbers, lists, numpy arrays) into a tensor of this spec.
+
+        The value must end with the spec's shape, or hold as many numbers (it is then
+        reshaped); any other shape is an error (torchrl 0.14 passes a tensor of any shape).
+
+        Examples:
+            >>> Unbounded((2, 2)).encode([1.0, 2.0, 3.0, 4.0])
+            tensor([[1., 2.],
+                    [3., 4.]])
+        """
         if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
             value = value.astype(np.float32)
         tensor = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value,
                                  dtype=self.dtype, device=None if ignore_device else self.device)
-        if tensor.shape != self.shape and tensor.numel() == self.shape.numel():
-            tensor = tensor.reshape(self.shape)
+        if not self._shape_matches(tensor) and tensor.numel() == _concrete(self.shape).numel():
+            tensor = tensor.reshape(_concrete(self.shape))
+        return self._check_encoded(tensor)
+
+    def _check_encoded(self, tensor: torch.Tensor) -> torch.Tensor:
+        if not self._shape_matches(tensor):
+            raise InvalidValueError(f"{type(self).__name__}.encode: the value must end with shape "
+                                    f"{shape_str(self.shape)}, got shape {shape_str(tensor.shape)}.")
         return tensor
+
+    def to_numpy(self, value: torch.Tensor, safe: bool | None = None) -> np.ndarray:
+        """The numpy array an environment takes for ``value``: the inverse of ``encode``.
+
+        ``safe=True`` first checks that ``value`` is in the spec (``assert_is_in``); by
+        default it is not checked, as in torchrl.
+
+        Examples:
+            >>> Bounded(0.0, 1.0, (2,)).to_numpy(torch.tensor([0.5, 0.25]))
+            array([0.5 , 0.25], dtype=float32)
+        """
+        if safe:
+            self.assert_is_in(value)
+        return value.detach().cpu().numpy()
+
+    def clear_device_(self) -> "TensorSpec":
+        """Forget the device (a no-op for a leaf spec, which always has one; see Composite)."""
+        return self
 
     def _with_shape(self, shape, transform) -> "TensorSpec":
         """A copy of this spec with a new ``shape``, its per-element tensors ``transform``-ed."""
@@ -132,14 +199,10 @@ class TensorSpec:
         return new
 
     def expand(self, *shape) -> "TensorSpec":
-        """The spec with extra leading (batch) dims: ``shape`` must end with ``self.shape``."""
-        if len(shape) == 1 and not isinstance(shape[0], int):
-            shape = tuple(shape[0])
-        shape = torch.Size(
-            [s if s != -1 else self.shape[i - len(shape) + self.ndim] for i, s in enumerate(shape)])
-        if len(shape) < self.ndim or shape[len(shape) - self.ndim:] != self.shape:
-            raise ValueError(f"{type(self).__name__}.expand: the new shape must end with the spec's "
-                             f"shape {shape_str(self.shape)}, got {shape_str(shape)}.")
+        """The spec with extra leading (batch) dims, or its size-1 dims repeated, as
+        ``Tensor.expand``: ``shape`` ends with ``self.shape`` up to its 1s (``-1`` keeps a dim).
+        """
+        shape = _expanded_shape(self, shape)
         return self._with_shape(shape, lambda t: t.expand(*shape, *t.shape[self.ndim:]))
 
     def unsqueeze(self, dim: int) -> "TensorSpec":
@@ -156,12 +219,36 @@ class TensorSpec:
 
     def __getitem__(self, index) -> "TensorSpec":
         """Index the batch dims, as one would index a tensor drawn from the spec."""
+        index = _as_index(index)
         batch = self.shape[:self.ndim - self._event_ndim]
-        shape = torch.empty(batch, device="meta")[index].shape + self.shape[len(batch):]
+        shape = _indexed_shape(batch, index) + self.shape[len(batch):]
         return self._with_shape(shape, lambda t: t[index])
 
+    def unbind(self, dim: int = 0) -> tuple:
+        """The specs of ``value.unbind(dim)`` for a value of this spec (a batch dim).
+
+        Examples:
+            >>> [spec.high.tolist() for spec in Bounded(0.0, torch.tensor([1.0, 2.0])).unbind(0)]
+            [1.0, 2.0]
+        """
+        batch = self.ndim - self._event_ndim
+        if not -batch <= dim < batch:
+            raise IndexError(f"{type(self).__name__}.unbind: dim must be a batch dim, in "
+                             f"[{-batch}, {batch}), got {dim}.")
+        dim %= batch
+        return tuple(self[(slice(None),) * dim + (i,)] for i in range(self.shape[dim]))
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """``torch.stack``, ``torch.index_select`` and ``torch.unbind`` take specs too."""
+        if func not in _TORCH_FUNCTIONS or not all(issubclass(t, TensorSpec) for t in types):
+            return NotImplemented
+        return _TORCH_FUNCTIONS[func](*args, **(kwargs or {}))
+
     def to(self, dest) -> "TensorSpec":
-        """The spec on another device, or with another dtype."""
+        """The spec on another device, or with another dtype (``None``: the spec itself)."""
+        if dest is None:
+            return self
         if isinstance(dest, torch.dtype):
             new = self._with_shape(self.shape, lambda t: t if t.dtype == torch.bool else t.to(dest))
             new.dtype = dest
@@ -280,16 +367,29 @@ class Bounded(TensorSpec):
         if shape is None:
             shape = torch.broadcast_shapes(low.shape, high.shape)
         super().__init__(shape, device, dtype)
-        self.low = low.to(self.dtype).to(self.device).expand(self.shape).clone()
-        self.high = high.to(self.dtype).to(self.device).expand(self.shape).clone()
-        if (self.low > self.high).any():
-            raise ValueError("Bounded: low must not exceed high, "
-                             f"got low={self.low.tolist()} and high={self.high.tolist()}.")
+        self.space = ContinuousBox(low, high)
         self.domain = "continuous" if self.dtype.is_floating_point else "discrete"
 
     @property
     def space(self) -> ContinuousBox:
+        """The box ``[low, high]``; setting it replaces both bounds (broadcast to ``shape``).
+
+        Examples:
+            >>> spec = Bounded(0.0, 1.0, (2,))
+            >>> spec.space = ContinuousBox(torch.tensor(-1.0), torch.tensor([2.0, 3.0]))
+            >>> spec.low, spec.high
+            (tensor([-1., -1.]), tensor([2., 3.]))
+        """
         return ContinuousBox(self.low, self.high)
+
+    @space.setter
+    def space(self, box: ContinuousBox) -> None:
+        low, high = (torch.as_tensor(bound).to(self.device, self.dtype)
+                     .expand(_concrete(self.shape)).clone() for bound in (box.low, box.high))
+        if (low > high).any():
+            raise ValueError("Bounded: low must not exceed high, "
+                             f"got low={low.tolist()} and high={high.tolist()}.")
+        self.low, self.high = low, high
 
     def rand(self, shape=None) -> torch.Tensor:
         """Uniform draws inside the box (uniform integers for a discrete dtype)."""
@@ -297,9 +397,10 @@ class Bounded(TensorSpec):
         if self.dtype.is_floating_point:
             sample = torch.zeros(full, dtype=self.dtype, device=self.device).uniform_()
             return torch.minimum(sample * (self.high - self.low) + self.low, self.high)
-        span = (self.high - self.low).to(torch.float64) + 1
+        low, high = self.low.long(), self.high.long()  # bool and small ints count in int64
+        span = (high - low).to(torch.float64) + 1
         offset = (torch.rand(full, dtype=torch.float64, device=self.device) * span).floor()
-        return (self.low + offset.to(self.low.dtype)).clamp(max=self.high).to(self.dtype)
+        return (low + offset.long()).clamp(max=high).to(self.dtype)
 
     def is_in(self, value: torch.Tensor) -> bool:
         return (self._shape_matches(value) and value.dtype == self.dtype
@@ -481,28 +582,34 @@ class Categorical(TensorSpec):
     def _mask_layout(self):
         return (*self.shape, self.n), [self.n]  # one boolean per category, after the index dims
 
+    @property
+    def _allowed(self) -> torch.Tensor | None:
+        """Which of the ``n`` indices each element may take, ``(*shape, n)``; None: all."""
+        return self.mask
+
     def rand(self, shape=None) -> torch.Tensor:
         full = self._full(shape)
-        if self.mask is None:
+        if self._allowed is None:
             return torch.randint(self.n, full, device=self.device).to(self.dtype)
-        return _sample_allowed(self.mask, full).to(self.dtype)
+        return _sample_allowed(self._allowed, full).to(self.dtype)
 
     def is_in(self, value: torch.Tensor) -> bool:
         if not (self._shape_matches(value) and value.dtype == self.dtype):
             return False
         if not bool(((value >= 0) & (value < self.n)).all()):
             return False
-        if self.mask is None:
+        if self._allowed is None:
             return True
-        return bool(self.mask.expand(*value.shape, self.n).gather(-1, value.long().unsqueeze(-1)).all())
+        allowed = self._allowed.expand(*value.shape, self.n)
+        return bool(allowed.gather(-1, value.long().unsqueeze(-1)).all())
 
     def _project(self, value: torch.Tensor) -> torch.Tensor:
         # Round, then clamp into range; with a mask, move to the nearest allowed index.
         # Unlike torchrl 0.14, the input is never modified in place.
         index = value.round().clamp(0, self.n - 1)
-        if self.mask is not None:
-            distance = (torch.arange(self.n, device=value.device) - index.unsqueeze(-1)).abs().float()
-            index = _masked_argmax(-distance, self.mask)
+        if self._allowed is not None:
+            arange = torch.arange(self.n, device=value.device)
+            index = _masked_argmax(-(arange - index.unsqueeze(-1)).abs().float(), self._allowed)
         return index.to(self.dtype)
 
     def to_one_hot(self, value: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
@@ -621,8 +728,20 @@ class MultiOneHot(OneHot):
         return torch.stack([v.to(torch.int64).argmax(-1) for v in self._split(value)], -1)
 
     def to_categorical_spec(self) -> "MultiCategorical":
-        mask = self.mask
-        return MultiCategorical(self.nvec, (*self.shape[:-1], len(self.nvec)), self.device, mask=mask)
+        shape = (*self.shape[:-1], len(self.nvec))
+        return MultiCategorical(self.nvec, shape, self.device, mask=self.mask)
+
+    def enumerate(self, use_mask: bool = False) -> torch.Tensor:
+        """Every value of the spec, ``(cardinality, *shape)``: one one-hot per group each.
+
+        Examples:
+            >>> MultiOneHot([2, 2]).enumerate().int()
+            tensor([[1, 0, 1, 0],
+                    [1, 0, 0, 1],
+                    [0, 1, 1, 0],
+                    [0, 1, 0, 1]], dtype=torch.int32)
+        """
+        return self.to_one_hot(self.to_categorical_spec().enumerate(use_mask))
 
     def cardinality(self) -> int:
         return int(np.prod(self.nvec))
@@ -631,76 +750,148 @@ class MultiOneHot(OneHot):
 class MultiCategorical(Categorical):
     """Several category indices side by side, the ``i``-th in ``0 .. nvec[i]-1``.
 
+    Args:
+        nvec (sequence or tensor of int): the number of categories of each index. It may be
+            2-D, as gymnasium's ``MultiDiscrete``: the spec's shape then ends with its shape.
+        shape: the spec's shape, ending with ``nvec``'s shape. Defaults to that shape.
+        device: where tensors of the spec live.
+        dtype: defaults to ``torch.int64``.
+        mask (bool tensor, optional): the allowed categories of each group, concatenated:
+            shape ``(*shape[:-1], sum(nvec))`` (a 1-D ``nvec`` only).
+        remove_singleton (bool): kept for torchrl compatibility. torchrl squeezes a draw of
+            shape ``(1,)`` to a scalar; rlmods never does: ``MultiCategorical(5).rand()``
+            has the spec's shape ``(1,)``, so every draw is in the spec.
+
     Examples:
         >>> spec = MultiCategorical([2, 3])
         >>> spec.project(torch.tensor([5, -1]))
         tensor([1, 0])
+        >>> MultiCategorical([[2, 3], [4, 5]]).rand().shape, MultiCategorical(5).rand().shape
+        (torch.Size([2, 2]), torch.Size([1]))
     """
 
+    _per_element = ("_allowed",)
+    _allowed = None  # (*shape, max(nvec)): index k allowed in element i when k < nvec[i] & mask
     _event_ndim = 1
 
     def __init__(self, nvec, shape=None, device=None, dtype=torch.int64, mask=None,
                  remove_singleton=True):
-        self.nvec = [int(n) for n in torch.as_tensor(nvec).reshape(-1).tolist()]
-        shape = _size(shape) if shape is not None else torch.Size([len(self.nvec)])
-        if shape[-1] != len(self.nvec):
-            raise ValueError(f"MultiCategorical: shape must end with len(nvec)={len(self.nvec)}, "
-                             f"got shape {shape_str(shape)}.")
-        self.remove_singleton = remove_singleton
+        nvec = torch.atleast_1d(torch.as_tensor(nvec, dtype=torch.int64))
+        shape = _size(shape) if shape is not None else nvec.shape
+        if shape[len(shape) - nvec.ndim:] != nvec.shape:
+            raise ValueError(f"MultiCategorical: shape must end with nvec's shape "
+                             f"{shape_str(nvec.shape)}, got shape {shape_str(shape)}.")
         TensorSpec.__init__(self, shape, device, dtype)
-        self.n = max(self.nvec)
-        self.mask = None
-        if mask is not None:
-            self.update_mask(mask)
+        self.nvec, self.n = nvec.tolist(), int(nvec.max())
+        self.remove_singleton = remove_singleton
+        self.update_mask(mask)
 
     def _scalars(self):
         return ("nvec",)
 
-    space = MultiOneHot.space
-
-    def _parts(self) -> list[Categorical]:
-        masks = (self.mask.split(self.nvec, -1) if self.mask is not None else [None] * len(self.nvec))
-        return [Categorical(n, self.shape[:-1], self.device, self.dtype, mask=m)
-                for n, m in zip(self.nvec, masks)]
+    @property
+    def space(self) -> list[CategoricalBox]:
+        return [CategoricalBox(int(n)) for n in np.ravel(self.nvec)]
 
     def _mask_layout(self):
         # One boolean vector per group, concatenated: shape (*shape[:-1], sum(nvec)).
+        if np.ndim(self.nvec) > 1:
+            raise InvalidValueError(f"MultiCategorical: a mask needs a 1-D nvec, got nvec of "
+                                    f"shape {shape_str(np.shape(self.nvec))}.")
         return (*self.shape[:-1], sum(self.nvec)), self.nvec
 
-    def rand(self, shape=None) -> torch.Tensor:
-        return torch.stack([part.rand(shape) for part in self._parts()], -1)
-
-    def is_in(self, value: torch.Tensor) -> bool:
-        if not (self._shape_matches(value) and value.dtype == self.dtype):
-            return False
-        return all(part.is_in(v) for part, v in zip(self._parts(), value.unbind(-1)))
-
-    def _project(self, value: torch.Tensor) -> torch.Tensor:
-        return torch.stack([part._project(v) for part, v in zip(self._parts(), value.unbind(-1))], -1)
+    def update_mask(self, mask: torch.Tensor | None) -> None:
+        """Restrict the spec to the True entries of ``mask`` (``None``: every category)."""
+        OneHot.update_mask(self, mask)  # checks the mask, sets self.mask
+        nvec = torch.tensor(self.nvec, device=self.device)
+        allowed = torch.arange(self.n, device=self.device) < nvec.unsqueeze(-1)  # (*nvec, n)
+        if self.mask is not None:
+            groups = self.mask.split(self.nvec, -1)
+            allowed = torch.stack([nn_functional.pad(g, (0, self.n - g.shape[-1])) for g in groups], -2)
+        self._allowed = allowed.expand(*_concrete(self.shape), self.n)
 
     def _with_shape(self, shape, transform):
         # The mask's last dim is sum(nvec), not part of the spec's shape: index its batch dims only.
-        new = copy.copy(self)
-        new.shape = torch.Size(shape)
+        new = TensorSpec._with_shape(self, shape, transform)
         if self.mask is not None:
             rows = self.mask.unsqueeze(-2).expand(*self.shape, self.mask.shape[-1])
             new.mask = transform(rows)[..., 0, :]
         return new
 
+    def _one_hot_nvec(self) -> list[int]:
+        if np.ndim(self.nvec) > 1:
+            raise InvalidValueError(f"MultiCategorical: one-hot needs a 1-D nvec, got nvec of "
+                                    f"shape {shape_str(np.shape(self.nvec))}.")
+        return self.nvec
+
     def to_one_hot(self, value: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
-        return torch.cat([torch.nn.functional.one_hot(v.long(), n).bool()
-                          for v, n in zip(value.unbind(-1), self.nvec)], -1)
+        return torch.cat([nn_functional.one_hot(v.long(), n).bool()
+                          for v, n in zip(value.unbind(-1), self._one_hot_nvec())], -1)
 
     def to_one_hot_spec(self) -> MultiOneHot:
-        mask = self.mask
-        return MultiOneHot(self.nvec, (*self.shape[:-1], sum(self.nvec)), self.device, mask=mask)
+        shape = (*self.shape[:-1], sum(self._one_hot_nvec()))
+        return MultiOneHot(self.nvec, shape, self.device, mask=self.mask)
+
+    def enumerate(self, use_mask: bool = False) -> torch.Tensor:
+        """Every value of the spec, ``(cardinality, *shape)``, in lexicographic order.
+
+        Examples:
+            >>> MultiCategorical([2, 3]).enumerate().tolist()
+            [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1], [1, 2]]
+        """
+        event_shape = np.shape(self.nvec)
+        allowed = self._allowed if use_mask else MultiCategorical(self.nvec)._allowed
+        allowed = allowed.reshape(-1, *event_shape, self.n)[0].reshape(-1, self.n)
+        columns = [row.nonzero()[:, 0] for row in allowed]
+        values = torch.cartesian_prod(*columns).reshape(-1, *event_shape).to(self.dtype)
+        batch = [1] * (self.ndim - len(event_shape))
+        return values.reshape(-1, *batch, *event_shape).expand(-1, *self.shape).clone()
 
     def cardinality(self) -> int:
         return int(np.prod(self.nvec))
 
 
 def _nested(key) -> tuple[str, ...]:
-    return (key,) if isinstance(key, str) else tuple(key)
+    key = unravel_key(key)
+    return (key,) if isinstance(key, str) else key
+
+
+def _is_key(key) -> bool:
+    """Whether ``key`` names an entry (``"a"``, ``("a", "b")``) rather than indexes the batch."""
+    return isinstance(key, str) or (isinstance(key, tuple) and bool(key)
+                                    and all(isinstance(k, (str, tuple)) for k in key))
+
+
+class _ReservedKeyError(ValueError, AttributeError):
+    """A reserved entry name: a ValueError, and an AttributeError as torchrl raises."""
+
+
+class _CompositeKeys:
+    """A Composite's keys: iterable and sized; ``in`` unravels nested keys, as tensordict's view.
+
+    Examples:
+        >>> keys = Composite(a=Composite(b=Unbounded(1))).keys(True)
+        >>> list(keys), ("a",) in keys, ("a", ("b",)) in keys
+        (['a', ('a', 'b')], True, True)
+    """
+
+    def __init__(self, keys: list) -> None:
+        self._keys = keys
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __getitem__(self, index):
+        return self._keys[index]
+
+    def __contains__(self, key) -> bool:
+        return _is_key(key) and unravel_key(key) in self._keys
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._keys})"
 
 
 class Composite(TensorSpec):
@@ -708,12 +899,15 @@ class Composite(TensorSpec):
 
     Values of a Composite are TensorDicts: ``rand``, ``zero``, ``one`` build one,
     ``is_in`` and ``project`` take one. Keys may be nested: ``spec["next", "reward"]``.
+    The names ``shape``, ``device``, ``dtype`` and ``space`` are reserved (attributes).
 
     Args:
         *args: an optional dict of specs.
-        shape: the batch dims every entry shares. Defaults to ``()``.
+        shape: the batch dims every entry shares. Defaults to ``()``. A nested Composite
+            with fewer dims takes this shape.
         device: the device of the entries, or None.
-        data_cls, step_mdp_static, names: accepted for torchrl compatibility; unused.
+        data_cls, step_mdp_static, names: torchrl options that rlmods does not support;
+            only their defaults are accepted.
         **kwargs: the entries.
 
     Examples:
@@ -725,29 +919,74 @@ class Composite(TensorSpec):
         tensor([1.])
     """
 
+    _specs: dict
+
     def __init__(self, *args, shape=None, device=None, data_cls=None, step_mdp_static=False,
                  names=None, **kwargs):
-        self.shape = _size(shape)
+        if data_cls is not None or step_mdp_static or names is not None:
+            raise ValueError("Composite: data_cls, step_mdp_static and names are not supported, "
+                             f"got {data_cls=}, {step_mdp_static=}, {names=}.")
+        self._shape = _size(shape)
         self.device = torch.device(device) if device is not None else None
-        self.dtype = None
-        self._specs: dict[str, TensorSpec | None] = {}
+        self.dtype, self._locked, self._specs = None, False, {}
         for entries in (*args, kwargs):
             for key, spec in dict(entries).items():
                 self[key] = spec
 
     domain = "composite"
 
+    @property
+    def shape(self) -> torch.Size:
+        """The batch dims every entry shares; setting it re-checks the entries.
+
+        A nested Composite whose shape does not start with the new shape takes it; a leaf
+        entry must start with it.
+
+        Examples:
+            >>> spec = Composite(obs=Unbounded((4, 3)), extra=Composite())
+            >>> spec.shape = (4,)
+            >>> spec["extra"].shape
+            torch.Size([4])
+        """
+        return self._shape
+
+    @shape.setter
+    def shape(self, shape) -> None:
+        shape = _size(shape)
+        self._check_unlocked("the shape")
+        for key, spec in self._specs.items():
+            if isinstance(spec, Composite) and spec.shape[:len(shape)] != shape:
+                spec.shape = shape
+            elif spec is not None and spec.shape[:len(shape)] != shape:
+                raise ValueError(f"Composite: the spec for {key!r} must have leading dims "
+                                 f"{shape_str(shape)} (the Composite's shape), "
+                                 f"got shape {shape_str(spec.shape)}.")
+        self._shape = shape
+
+    def _check_unlocked(self, what: str) -> None:
+        if self._locked:
+            raise InvalidValueError(f"Composite: cannot set {what} of a locked Composite; "
+                                    "call unlock_() first.")
+
     def __setitem__(self, key, spec) -> None:
-        if not isinstance(key, (str, tuple)):
+        if not _is_key(key):
             raise TypeError(f"Composite: keys must be strings or tuples of strings, got {key!r}.")
         key = _nested(key)
+        if any(k in RESERVED_KEYS for k in key):
+            raise _ReservedKeyError(f"Composite: keys must not be one of {RESERVED_KEYS} "
+                                    f"(Composite attributes), got {key!r}.")
         if len(key) > 1:
             if key[0] not in self._specs:
-                self._specs[key[0]] = Composite(shape=self.shape, device=self.device)
+                self[key[0]] = Composite(shape=self.shape, device=self.device)
             self._specs[key[0]][key[1:]] = spec
             return
+        self._check_unlocked(repr(key[0]))
         if isinstance(spec, dict):
             spec = Composite(spec, shape=self.shape, device=self.device)
+        if (isinstance(spec, Composite) and spec.ndim < self.ndim
+                and self.shape[:spec.ndim] == spec.shape):
+            spec = spec.clone()  # a nested Composite built without a shape takes ours
+            spec.shape = self.shape
         if spec is not None and spec.shape[:self.ndim] != self.shape:
             raise ValueError(f"Composite: the spec for {key[0]!r} must have leading dims "
                              f"{shape_str(self.shape)} (the Composite's shape), "
@@ -755,27 +994,32 @@ class Composite(TensorSpec):
         self._specs[key[0]] = spec
 
     def __getitem__(self, key):
-        if isinstance(key, str) or (isinstance(key, tuple) and key and all(isinstance(k, str) for k in key)):
-            key = _nested(key)
-            if key[0] not in self._specs:
-                raise KeyError(f"Composite: no entry {key[0]!r}; the entries are {list(self._specs)}.")
-            spec = self._specs[key[0]]
-            return spec if len(key) == 1 else spec[key[1:]]
-        return self._with_shape(torch.empty(self.shape, device="meta")[key].shape,
-                                lambda spec: spec[key])
+        if not _is_key(key):  # an index of the batch dims
+            key = _as_index(key)
+            return self._with_shape(_indexed_shape(self.shape, key), lambda spec: spec[key])
+        key = _nested(key)
+        spec = self._specs.get(key[0], self._specs)  # self._specs: a marker for "missing"
+        if spec is self._specs or (len(key) > 1 and not isinstance(spec, Composite)):
+            raise KeyError(f"Composite: no entry {unravel_key(key)!r}; the entries are "
+                           f"{list(self.keys(True))}.")
+        return spec if len(key) == 1 else spec[key[1:]]
 
     def __delitem__(self, key) -> None:
         key = _nested(key)
-        if len(key) == 1:
-            del self._specs[key[0]]
-        else:
-            del self._specs[key[0]][key[1:]]
+        if len(key) > 1:
+            del self[key[0]][key[1:]]
+            return
+        self._check_unlocked(repr(key[0]))
+        del self._specs[key[0]]
 
     def __contains__(self, key) -> bool:
+        if not _is_key(key):
+            return False
         key = _nested(key)
         if key[0] not in self._specs:
             return False
-        return len(key) == 1 or (isinstance(self._specs[key[0]], Composite) and key[1:] in self._specs[key[0]])
+        spec = self._specs[key[0]]
+        return len(key) == 1 or (isinstance(spec, Composite) and key[1:] in spec)
 
     def get(self, key, default=None):
         return self[key] if key in self else default
@@ -792,7 +1036,7 @@ class Composite(TensorSpec):
 
         Examples:
             >>> spec = Composite(obs=Composite(x=Unbounded(1)))
-            >>> spec.update(Composite(obs=Composite(y=Unbounded(2)))).keys(True, True)
+            >>> list(spec.update(Composite(obs=Composite(y=Unbounded(2)))).keys(True, True))
             [('obs', 'x'), ('obs', 'y')]
         """
         for key, spec in (other.items() if isinstance(other, Composite) else dict(other).items()):
@@ -803,22 +1047,29 @@ class Composite(TensorSpec):
                 self[key] = spec
         return self
 
-    def keys(self, include_nested: bool = False, leaves_only: bool = False, *, is_leaf=None):
-        """The entry names; nested ones as tuples when ``include_nested``."""
+    def keys(self, include_nested: bool = False, leaves_only: bool = False, *,
+             is_leaf=None) -> _CompositeKeys:
+        """The entry names; nested ones as tuples when ``include_nested``.
+
+        ``is_leaf(cls)`` says which spec classes are leaves (by default all but Composite).
+        The result is a view: ``("a",) in spec.keys()`` is True, as for a TensorDict.
+        """
         out = []
         for key, spec in self._specs.items():
-            composite = isinstance(spec, Composite)
-            if not (leaves_only and composite):
+            nested = isinstance(spec, Composite) and not (is_leaf and is_leaf(type(spec)))
+            if not (leaves_only and nested):
                 out.append(key)
-            if include_nested and composite:
-                out += [(key, *_nested(sub)) for sub in spec.keys(True, leaves_only)]
-        return out
+            if include_nested and nested:
+                out += [(key, *_nested(sub))
+                        for sub in spec.keys(True, leaves_only, is_leaf=is_leaf)]
+        return _CompositeKeys(out)
 
     def items(self, include_nested: bool = False, leaves_only: bool = False, *, is_leaf=None):
-        return [(key, self[key]) for key in self.keys(include_nested, leaves_only)]
+        return [(key, self[key]) for key in self.keys(include_nested, leaves_only,
+                                                      is_leaf=is_leaf)]
 
     def values(self, include_nested: bool = False, leaves_only: bool = False, *, is_leaf=None):
-        return [self[key] for key in self.keys(include_nested, leaves_only)]
+        return [self[key] for key in self.keys(include_nested, leaves_only, is_leaf=is_leaf)]
 
     def __iter__(self):
         return iter(self._specs)
@@ -826,10 +1077,48 @@ class Composite(TensorSpec):
     def __len__(self) -> int:
         return len(self._specs)
 
+    @property
+    def is_locked(self) -> bool:
+        """Whether entries and the shape are frozen (see ``lock_``)."""
+        return self._locked
+
+    def lock_(self, recurse: bool | None = None) -> "Composite":
+        """Forbid setting or deleting entries and setting ``shape``, until ``unlock_()``.
+
+        Nested Composites are locked too unless ``recurse=False``.
+
+        Examples:
+            >>> spec = Composite(obs=Unbounded(3)).lock_()
+            >>> spec.is_locked, spec.unlock_().is_locked
+            (True, False)
+        """
+        return self._set_lock(True, recurse)
+
+    def unlock_(self, recurse: bool | None = None) -> "Composite":
+        """Allow changes again (in nested Composites too unless ``recurse=False``)."""
+        return self._set_lock(False, recurse)
+
+    def _set_lock(self, locked: bool, recurse: bool | None) -> "Composite":
+        self._locked = locked
+        if recurse is not False:
+            for spec in self._specs.values():
+                if isinstance(spec, Composite):
+                    spec._set_lock(locked, recurse)
+        return self
+
+    def clear_device_(self) -> "Composite":
+        """Set the device to None, here and in nested Composites (leaves keep theirs)."""
+        self.device = None
+        for spec in self._specs.values():
+            if spec is not None:
+                spec.clear_device_()
+        return self
+
     def _build(self, method: str, shape) -> TensorDict:
         shape = _size(shape)
         return TensorDict({key: getattr(spec, method)(shape) for key, spec in self._specs.items()
-                           if spec is not None}, batch_size=(*shape, *self.shape), device=self.device)
+                           if spec is not None}, batch_size=(*shape, *self.shape),
+                          device=self.device)
 
     def rand(self, shape=None) -> TensorDict:
         return self._build("rand", shape)
@@ -851,6 +1140,17 @@ class Composite(TensorSpec):
                 return False
         return True
 
+    def type_check(self, value: TensorDictBase, selected_keys=None) -> None:
+        """Check the dtype of every entry of ``value`` (of ``selected_keys`` only, if given).
+
+        A tensor ``value`` with one key in ``selected_keys`` checks that entry, as torchrl.
+        """
+        if torch.is_tensor(value) and isinstance(selected_keys, str):
+            value, selected_keys = {selected_keys: value}, [selected_keys]
+        for key, spec in self._specs.items():
+            if spec is not None and (selected_keys is None or key in selected_keys):
+                spec.type_check(value[key], key)
+
     def project(self, value: TensorDictBase) -> TensorDictBase:
         """Project every entry that ``value`` holds into its spec (in place, returned)."""
         for key, spec in self._specs.items():
@@ -860,23 +1160,40 @@ class Composite(TensorSpec):
         return value
 
     def encode(self, value: dict, ignore_device: bool = False) -> TensorDict:
-        return TensorDict({key: self._specs[key].encode(v, ignore_device) for key, v in value.items()},
+        return TensorDict({key: self[key].encode(v, ignore_device) for key, v in value.items()},
                           batch_size=self.shape, device=self.device)
+
+    def to_numpy(self, value: TensorDictBase, safe: bool | None = None) -> dict:
+        """``{key: array}`` for a TensorDict of this spec (nested dicts for nested entries)."""
+        return {key: self[key].to_numpy(entry, safe) for key, entry in value.items()}
+
+    def enumerate(self, use_mask: bool = False) -> TensorDict:
+        """Every combination of the entries' values, batch ``(cardinality, *shape)``.
+
+        Examples:
+            >>> td = Composite(a=Categorical(2), b=OneHot(3)).enumerate()
+            >>> td.batch_size, td["a"].tolist()
+            (torch.Size([6]), [0, 0, 0, 1, 1, 1])
+        """
+        single = self[(0,) * self.ndim]  # one batch element
+        values = {key: spec.enumerate(use_mask) for key, spec in single.items()
+                  if spec is not None}
+        if not values:
+            return TensorDict({}, batch_size=self.shape, device=self.device)
+        grid = torch.meshgrid(*(torch.arange(len(v)) for v in values.values()), indexing="ij")
+        td = TensorDict({key: v[i.reshape(-1)] for (key, v), i in zip(values.items(), grid)},
+                        batch_size=[grid[0].numel()], device=self.device)
+        return td.reshape(-1, *[1] * self.ndim).expand(len(td), *self.shape).clone()
 
     def _with_shape(self, shape, transform) -> "Composite":
         new = Composite(shape=shape, device=self.device)
-        new._specs = {key: None if spec is None else transform(spec) for key, spec in self._specs.items()}
+        new._specs = {key: None if spec is None else transform(spec)
+                      for key, spec in self._specs.items()}
         return new
 
     def expand(self, *shape) -> "Composite":
-        if len(shape) == 1 and not isinstance(shape[0], int):
-            shape = tuple(shape[0])
-        shape = torch.Size(shape)
-        if shape[len(shape) - self.ndim:] != self.shape:
-            raise ValueError(f"Composite.expand: the new shape must end with the spec's shape "
-                             f"{shape_str(self.shape)}, got {shape_str(shape)}.")
-        extra = shape[:len(shape) - self.ndim]
-        return self._with_shape(shape, lambda spec: spec.expand(*extra, *spec.shape))
+        shape = _expanded_shape(self, shape)
+        return self._with_shape(shape, lambda spec: spec.expand(*shape, *spec.shape[self.ndim:]))
 
     def unsqueeze(self, dim: int) -> "Composite":
         dim = dim if dim >= 0 else dim + self.ndim + 1
@@ -885,7 +1202,8 @@ class Composite(TensorSpec):
         return self._with_shape(shape, lambda spec: spec.unsqueeze(dim))
 
     def squeeze(self, dim: int | None = None) -> "Composite":
-        dims = [d for d in range(self.ndim) if self.shape[d] == 1 and (dim is None or d == dim % self.ndim)]
+        dims = [d for d in range(self.ndim)
+                if self.shape[d] == 1 and (dim is None or d == dim % self.ndim)]
         shape = [s for d, s in enumerate(self.shape) if d not in dims]
         spec = self
         for d in reversed(dims):
@@ -893,6 +1211,8 @@ class Composite(TensorSpec):
         return spec
 
     def to(self, dest) -> "Composite":
+        if dest is None:
+            return self
         new = self._with_shape(self.shape, lambda spec: spec.to(dest))
         if not isinstance(dest, torch.dtype):
             new.device = torch.device(dest)
@@ -906,14 +1226,17 @@ class Composite(TensorSpec):
         return Composite(shape=self.shape, device=self.device)
 
     def __eq__(self, other) -> bool:
-        return (isinstance(other, Composite) and self.shape == other.shape
+        return (type(self) is type(other) and self.shape == other.shape
                 and self._specs.keys() == other._specs.keys()
                 and all(spec == other._specs[key] for key, spec in self._specs.items()))
 
     def cardinality(self) -> int:
-        return int(np.prod([spec.cardinality() for spec in self._specs.values() if spec is not None]))
+        return int(np.prod([spec.cardinality() for spec in self._specs.values()
+                            if spec is not None]))
 
     def __repr__(self) -> str:
         inner = "".join(f"\n    {key}: " + repr(spec).replace("\n", "\n    ")
                         for key, spec in self._specs.items())
-        return f"Composite({inner},\n    shape={shape_str(self.shape)})"
+        return f"{type(self).__name__}({inner},\n    shape={shape_str(self.shape)})"
+
+_TORCH_FUNCTIONS: dict = {}

@@ -204,7 +204,7 @@ def test_enumerate_matches_torchrl():
 def test_composite_nested_keys_rand_and_project():
     spec = Composite(observation=Unbounded(3), action=Bounded(-1.0, 1.0, (1,)))
     spec["next", "reward"] = Unbounded(1)
-    assert spec.keys(True, True) == ["observation", "action", ("next", "reward")]
+    assert list(spec.keys(True, True)) == ["observation", "action", ("next", "reward")]
     assert ("next", "reward") in spec and ("next", "nothing") not in spec
     td = spec.rand()
     assert spec.is_in(td) and td["next", "reward"].shape == (1,)
@@ -274,11 +274,12 @@ def test_is_in_wrong_shape_is_false_not_a_crash():
     (lambda: Binary(3, shape=(4,)), ValueError, r"Binary: shape must end with n=3, got shape \(4,\)"),
     (lambda: Binary(3).update_mask(torch.ones(3, dtype=torch.bool)), ValueError, "Binary: takes no mask"),
     (lambda: MultiCategorical([2, 3], shape=(3,)), ValueError,
-     r"MultiCategorical: shape must end with len\(nvec\)=2, got shape \(3,\)"),
+     r"MultiCategorical: shape must end with nvec's shape \(2,\), got shape \(3,\)"),
     (lambda: Composite().__setitem__(3, Unbounded(1)), TypeError,
      "Composite: keys must be strings or tuples of strings, got 3"),
     (lambda: Composite(a=Unbounded((4, 1)), shape=(4,)).expand(3, 5), ValueError,
-     r"Composite.expand: the new shape must end with the spec's shape \(4,\), got \(3, 5\)"),
+     r"Composite.expand: the new shape must end with the spec's shape \(4,\) \(up to its 1s\), "
+     r"got \(3, 5\)"),
 ])
 def test_other_error_messages(make, error, message):
     with pytest.raises(error, match=message):
