@@ -21,11 +21,17 @@ from tensordict.nn.distributions import Delta
 from tensordict.utils import NestedKey, expand_as_right
 from torch import nn
 
-from rlmods._checks import key_str, require_key
-from rlmods.envs import ACTION, IS_INIT, OBSERVATION
+from rlmods._checks import InvalidTypeError, InvalidValueError, key_str, require_key
+from rlmods._keys import ACTION, IGNORE, IS_INIT, OBSERVATION
+from rlmods._spec_args import as_composite
 from rlmods.specs import Composite, TensorSpec
 
-IGNORE = "_"  # an out_key that is not written
+# MultiStepActorWrapper's key conventions (torchrl's): a plan the actor writes under
+# "<action>_chunk" or ("vla_action", "chunk") is replayed into "<action>"; a plan written
+# under the action key itself is kept under "<action>_orig"; the step within the plan is
+# counted under "counter", next to the init key.
+CHUNK_SUFFIX, ORIG_SUFFIX, COUNTER = "_chunk", "_orig", "counter"
+VLA_CHUNK = ("vla_action", "chunk")
 
 
 def unbatched_spec(spec: TensorSpec) -> TensorSpec:
@@ -54,16 +60,23 @@ def unbatched_spec(spec: TensorSpec) -> TensorSpec:
 
 def short_path_ok(module: TensorDictModule, args, kwargs) -> bool:
     """Whether ``module(*args, **kwargs)`` is the plain call that ``call_td_module`` runs."""
-    return (len(args) == 1 and not kwargs and isinstance(args[0], TensorDictBase) and module._kwargs is None
-            and module.method is None and not module._get_kwargs and module.inplace is True
-            and not skip_existing())
+    return (len(args) == 1 and not kwargs and isinstance(args[0], TensorDictBase)
+            and module._kwargs is None and module.method is None and not module._get_kwargs
+            and module.inplace is True and not skip_existing())
 
 
-def call_td_module(module: TensorDictModule, tensordict: TensorDictBase, projections: dict) -> TensorDictBase:
+def _check_one_per_out_key(outputs: tuple, out_keys: list, owner: str) -> None:
+    if len(outputs) != len(out_keys):  # torchrl: RuntimeError
+        raise InvalidValueError(f"{owner}: the module must return one tensor per out_key "
+                                f"({len(out_keys)}: {out_keys}), got {len(outputs)}.")
+
+
+def call_td_module(module: TensorDictModule, tensordict: TensorDictBase,
+                   projections: dict) -> TensorDictBase:
     """Read ``module.in_keys``, call ``module.module``, write each out_key with ``set``.
 
     The short path of a TensorDict module's forward: no ``TensorDict.from_any`` per output
-    (tensordict 0.14's write path, which scans ``sys.path`` for pandas on every call).
+    (tensordict 0.14's write path, which costs a few microseconds per call and per out_key).
     ``projections`` maps out_keys to the specs their values are projected into.
     """
     owner = type(module).__name__
@@ -77,9 +90,7 @@ def call_td_module(module: TensorDictModule, tensordict: TensorDictBase, project
         outputs = tuple(outputs[key] for key in out_keys)
     elif not isinstance(outputs, tuple):
         outputs = (outputs,)
-    if len(outputs) != len(out_keys):
-        raise ValueError(f"{owner}: the module must return one tensor per out_key "
-                         f"({len(out_keys)}: {out_keys}), got {len(outputs)}.")
+    _check_one_per_out_key(outputs, out_keys, owner)
     for key, value in zip(out_keys, outputs):
         if key != IGNORE:
             tensordict.set(key, projections[key].project(value) if key in projections else value)
@@ -87,27 +98,8 @@ def call_td_module(module: TensorDictModule, tensordict: TensorDictBase, project
 
 
 def _as_composite(spec, out_keys: list, owner: str) -> Composite:
-    """The spec as a Composite keyed by ``out_keys``; a mismatch names both sides."""
-    if spec is None:
-        spec = Composite()
-    elif not isinstance(spec, TensorSpec):
-        raise TypeError(f"{owner}: spec must be a TensorSpec or a Composite, got {type(spec).__name__}.")
-    elif not isinstance(spec, Composite):
-        if len(out_keys) != 1:
-            raise ValueError(f"{owner}: a single (non-Composite) spec needs exactly one out_key, got "
-                             f"out_keys={out_keys}; pass a Composite keyed by the out_keys.")
-        spec = Composite({out_keys[0]: spec.clone()})
-    else:
-        spec = spec.clone()
-    spec_keys = unravel_key_list(list(spec.keys(True, True)))
-    extra = [key for key in spec_keys if key not in out_keys and key != IGNORE]
-    if extra:
-        raise ValueError(f"{owner}: spec keys must be among the out_keys {out_keys}, got spec keys "
-                         f"{spec_keys} ({', '.join(key_str(k) for k in extra)} not an out_key).")
-    for key in out_keys:
-        if key not in spec_keys and key != IGNORE:
-            spec[key] = None
-    return spec
+    """Kept for modules that still import it; use ``rlmods._spec_args.as_composite``."""
+    return as_composite(spec, out_keys, owner)
 
 
 class SafeModule(TensorDictModule):
@@ -115,7 +107,7 @@ class SafeModule(TensorDictModule):
 
     Reads ``in_keys``, writes ``out_keys`` (shapes as the wrapped module returns them).
     Outputs are written with ``TensorDictBase.set`` directly (tensordict 0.14 writes
-    through ``TensorDict.from_any``, which scans ``sys.path`` for pandas on every call).
+    through ``TensorDict.from_any``, a few microseconds per call and out_key).
 
     Built in chapter *Safe modules and actors*.
 
@@ -144,10 +136,13 @@ class SafeModule(TensorDictModule):
     def register_spec(self, safe: bool, spec) -> None:
         """Store ``spec`` as a Composite keyed by out_keys and prepare the projections."""
         owner = type(self).__name__
-        spec = _as_composite(spec, list(self.out_keys), owner)
+        try:
+            spec = as_composite(spec, self.out_keys, owner)
+        except ValueError as err:  # spec and out_keys disagree: torchrl raises RuntimeError
+            raise InvalidValueError(*err.args) from None
         if safe and all(spec.get(key) is None for key in self.out_keys):
-            raise ValueError(f"{owner}: safe=True needs a spec for at least one out_key, got no spec "
-                             f"for out_keys={self.out_keys}.")
+            raise InvalidValueError(f"{owner}: safe=True needs a spec for at least one out_key, "
+                                    f"got no spec for out_keys={self.out_keys}.")
         self.safe = safe
         self.spec = spec
 
@@ -158,9 +153,11 @@ class SafeModule(TensorDictModule):
     @spec.setter
     def spec(self, spec: Composite) -> None:
         if not isinstance(spec, Composite):
-            raise TypeError(f"{type(self).__name__}: spec must be a Composite, got {type(spec).__name__}.")
+            raise InvalidTypeError(f"{type(self).__name__}: spec must be a Composite, "
+                                   f"got {type(spec).__name__}.")
         self._spec = spec
-        self._projections = {key: unbatched_spec(spec[key]) for key in spec.keys(True, True)
+        leaves = spec.keys(True, True)
+        self._projections = {key: unbatched_spec(spec[key]) for key in leaves
                              if spec[key] is not None and not isinstance(spec[key], Composite)}
 
     def forward(self, *args, **kwargs) -> TensorDictBase:
@@ -172,19 +169,15 @@ class SafeModule(TensorDictModule):
         """
         if short_path_ok(self, args, kwargs):
             return call_td_module(self, args[0], self._projections if self.safe else {})
-        return super().forward(*args, **kwargs)
+        return TensorDictModule.forward(self, *args, **kwargs)
 
     def _write_to_tensordict(self, tensordict, tensors, tensordict_out=None, out_keys=None):
-        if out_keys is None:
-            out_keys = self.out_keys_source
-        if tensordict_out is None:
-            if self.inplace is True:
-                tensordict_out = tensordict
-            else:
-                tensordict_out = tensordict.empty() if self.inplace == "empty" else TensorDict()
-        if len(tensors) != len(out_keys):
-            raise ValueError(f"{type(self).__name__}: the module must return one tensor per out_key "
-                             f"({len(out_keys)}: {out_keys}), got {len(tensors)}.")
+        out_keys = self.out_keys_source if out_keys is None else out_keys
+        if tensordict_out is None and self.inplace is True:
+            tensordict_out = tensordict
+        elif tensordict_out is None:
+            tensordict_out = tensordict.empty() if self.inplace == "empty" else TensorDict()
+        _check_one_per_out_key(tensors, out_keys, type(self).__name__)
         for key, tensor in zip(out_keys, tensors):
             if key == IGNORE:
                 continue
@@ -208,7 +201,7 @@ class SafeModule(TensorDictModule):
         dest = args[0] if args else kwargs.get("device", kwargs.get("dtype"))
         if isinstance(dest, (str, torch.device, torch.dtype)):
             self.spec = self.spec.to(dest)
-        return super().to(*args, **kwargs)
+        return TensorDictModule.to(self, *args, **kwargs)
 
 
 class SafeSequential(TensorDictSequential, SafeModule):
@@ -243,8 +236,9 @@ class SafeSequential(TensorDictSequential, SafeModule):
             module_spec = getattr(module, "spec", None)
             spec.update(module_spec if isinstance(module_spec, Composite)
                         else Composite({key: None for key in module.out_keys}))
-        super(TensorDictSequential, self).__init__(spec=spec, module=nn.ModuleList(list(modules)),
-                                                   in_keys=in_keys, out_keys=out_keys, inplace=inplace)
+        super(TensorDictSequential, self).__init__(
+            spec=spec, module=nn.ModuleList(list(modules)), in_keys=in_keys, out_keys=out_keys,
+            inplace=inplace)
 
 
 class Actor(SafeModule):
@@ -292,7 +286,9 @@ class Actor(SafeModule):
 class TanhModule(TensorDictModuleBase):
     """Squash ``in_keys`` with tanh into the box ``[low, high]`` (from the spec, or -1 and 1).
 
-    Reads ``in_keys``, writes ``out_keys`` (default: the same keys), same shapes.
+    Reads ``in_keys``, writes ``out_keys`` (default: the same keys), same shapes:
+    ``low + (high - low) * (tanh(x) + 1) / 2``, that is ``m + h * tanh(x)`` with the box's
+    middle ``m`` and half-width ``h``.
 
     Built in chapter *Safe modules and actors*.
 
@@ -311,27 +307,27 @@ class TanhModule(TensorDictModuleBase):
         tensor([-2.0000, -0.5000,  1.0000])
     """
 
-    def __init__(self, in_keys, out_keys=None, *, spec=None, low=None, high=None, clamp: bool = False):
+    def __init__(self, in_keys, out_keys=None, *, spec=None, low=None, high=None,
+                 clamp: bool = False):
         super().__init__()
         out_keys = in_keys if out_keys is None else out_keys
         if len(in_keys) != len(out_keys):
-            raise ValueError(f"TanhModule: out_keys must have as many entries as in_keys {in_keys}, "
-                             f"got {out_keys}.")
+            raise ValueError(f"TanhModule: out_keys must have as many entries as in_keys "
+                             f"{in_keys}, got {out_keys}.")
         self.in_keys, self.out_keys = list(in_keys), list(out_keys)
         if not isinstance(spec, Composite):
             spec = Composite({key: spec for key in self.out_keys})
-        spec = _as_composite(spec, unravel_key_list(self.out_keys), "TanhModule")
-        self.spec = spec
+        self.spec = as_composite(spec, self.out_keys, "TanhModule")
         self._buffer_names = []
         for out_key in self.out_keys:
-            bound_low, bound_high = self._make_low_high(low, high, spec[out_key])
-            name = out_key if isinstance(out_key, str) else "_".join(out_key)
-            self.register_buffer(f"{name}_low", bound_low)
-            self.register_buffer(f"{name}_high", bound_high)
-            self._buffer_names.append((f"{name}_low", f"{name}_high"))
+            bound_low, bound_high = self._make_low_high(low, high, self.spec[out_key])
             if (bound_high < bound_low).any():
                 raise ValueError(f"TanhModule: high must not be below low for {key_str(out_key)}, "
                                  f"got low={bound_low.tolist()} and high={bound_high.tolist()}.")
+            name = out_key if isinstance(out_key, str) else "_".join(out_key)  # torchrl's names
+            self.register_buffer(f"{name}_low", bound_low)
+            self.register_buffer(f"{name}_high", bound_high)
+            self._buffer_names.append((f"{name}_low", f"{name}_high"))
         self.clamp = clamp
 
     def _make_low_high(self, low, high, leaf_spec):
@@ -341,14 +337,15 @@ class TanhModule(TensorDictModuleBase):
             if value is None:
                 value = from_spec if from_spec is not None else torch.tensor(default)
             elif from_spec is not None and (torch.as_tensor(value) != from_spec).any():
-                raise ValueError(f"TanhModule: {name} must match the spec's {name} {from_spec.tolist()}, "
-                                 f"got {torch.as_tensor(value).tolist()}.")
+                raise ValueError(f"TanhModule: {name} must match the spec's {name} "
+                                 f"{from_spec.tolist()}, got {torch.as_tensor(value).tolist()}.")
             bounds.append(torch.as_tensor(value).clone())
         return bounds[0], bounds[1]
 
     @dispatch
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        for in_key, out_key, (low_name, high_name) in zip(self.in_keys, self.out_keys, self._buffer_names):
+        keys = zip(self.in_keys, self.out_keys, self._buffer_names)
+        for in_key, out_key, (low_name, high_name) in keys:
             value = tensordict.get(in_key).tanh()
             if self.clamp:
                 eps = torch.finfo(value.dtype).resolution
@@ -370,6 +367,47 @@ def _last(key: NestedKey) -> str:
     return key if isinstance(key, str) else key[-1]
 
 
+def _action_key_of(chunk_key: NestedKey) -> NestedKey:
+    """The action key a plan key feeds: ``"action_chunk"`` and ``VLA_CHUNK`` -> ``"action"``."""
+    if isinstance(chunk_key, tuple) and chunk_key[-2:] == VLA_CHUNK:
+        return ACTION
+    last = _last(chunk_key)
+    if last.endswith(CHUNK_SUFFIX) and last != CHUNK_SUFFIX:
+        return _replace_last(chunk_key, last[: -len(CHUNK_SUFFIX)])
+    return chunk_key
+
+
+def _plan_keys(actor_out_keys, action_keys, chunk_keys) -> tuple[list, list]:
+    """``(action_keys, chunk_keys)``, each defaulted from the actor's out_keys as torchrl does."""
+    out_keys = unravel_key_list(list(actor_out_keys))
+    if chunk_keys is None:
+        vla = [k for k in out_keys if isinstance(k, tuple) and k[-2:] == VLA_CHUNK]
+        chunk_keys = vla or [k for k in out_keys if _last(k).endswith(CHUNK_SUFFIX)]
+    chunk_keys = unravel_key_list(chunk_keys if isinstance(chunk_keys, list) else [chunk_keys])
+    if action_keys is None:
+        action_keys = ([_action_key_of(k) for k in chunk_keys] if chunk_keys
+                       else [k for k in out_keys if _last(k) == ACTION])
+    action_keys = unravel_key_list(action_keys if isinstance(action_keys, list) else [action_keys])
+    chunk_keys = chunk_keys or action_keys
+    if len(action_keys) != len(chunk_keys):
+        raise ValueError(f"MultiStepActorWrapper: action_keys and chunk_keys must have the same "
+                         f"length, got {action_keys} and {chunk_keys}.")
+    return action_keys, chunk_keys
+
+
+def _step_of_plan(plan: torch.Tensor, step: torch.Tensor, time_dim: int,
+                  keep_dim: bool) -> torch.Tensor:
+    """``plan[..., step, ...]`` along ``time_dim``, one step per batch entry.
+
+    ``plan`` is ``(*B, T, *A)`` with ``len(B) == time_dim``, ``step`` holds ``prod(B)`` ints;
+    the result is ``(*B, *A)``, or ``(*B, 1, *A)`` with ``keep_dim``.
+    """
+    batch, event = plan.shape[:time_dim], plan.shape[time_dim + 1:]
+    index = step.long().reshape(*batch, 1, *[1] * len(event))  # (*B, 1, 1...)
+    action = plan.gather(time_dim, index.expand(*batch, 1, *event))  # (*B, 1, *A)
+    return action if keep_dim else action.squeeze(time_dim)
+
+
 class MultiStepActorWrapper(TensorDictModuleBase):
     """Run an actor that plans ``n_steps`` actions at once, replaying its plan one step per call.
 
@@ -387,19 +425,21 @@ class MultiStepActorWrapper(TensorDictModuleBase):
 
     Keyword Args:
         action_keys (list of NestedKey, optional): defaults to the actor's out_keys ending in
-            ``"action"`` (or those inferred from ``chunk_keys``: ``"action_chunk"`` -> ``"action"``).
+            ``"action"`` (or those inferred from ``chunk_keys``: ``"action_chunk"`` ->
+            ``"action"``).
         chunk_keys (list of NestedKey, optional): the actor's plan keys; default: its
             ``"*_chunk"`` / ``("vla_action", "chunk")`` out_keys, else the action keys.
         init_key (NestedKey, optional): defaults to ``"is_init"``.
         keep_dim (bool): keep a time dim of size 1 in the action. Defaults to ``False``.
-        replan_interval (int, optional): call the actor again after this many steps, in ``[1, n_steps]``.
+        replan_interval (int, optional): call the actor again after this many steps, in
+            ``[1, n_steps]``.
 
     Examples:
         >>> plan = TensorDictModule(lambda obs: obs.unsqueeze(-2) + torch.arange(3.0).view(3, 1),
         ...                         in_keys=["observation"], out_keys=["action"])
         >>> actor = MultiStepActorWrapper(plan, n_steps=3)
-        >>> td = TensorDict(observation=torch.zeros(1, 1), is_init=torch.ones(1, 1, dtype=torch.bool),
-        ...                 batch_size=[1])
+        >>> td = TensorDict(observation=torch.zeros(1, 1),
+        ...                 is_init=torch.ones(1, 1, dtype=torch.bool), batch_size=[1])
         >>> steps = []
         >>> for _ in range(4):
         ...     steps.append(actor(td)["action"].item())
@@ -409,45 +449,25 @@ class MultiStepActorWrapper(TensorDictModuleBase):
     """
 
     def __init__(self, actor: TensorDictModuleBase, n_steps: int | None = None, *,
-                 action_keys: list[NestedKey] | None = None, chunk_keys: list[NestedKey] | None = None,
-                 init_key: NestedKey | None = None, keep_dim: bool = False,
-                 replan_interval: int | None = None):
+                 action_keys: list[NestedKey] | None = None,
+                 chunk_keys: list[NestedKey] | None = None, init_key: NestedKey | None = None,
+                 keep_dim: bool = False, replan_interval: int | None = None):
         super().__init__()
-        if replan_interval is not None and not 1 <= int(replan_interval) <= (n_steps or int(replan_interval)):
-            raise ValueError(f"MultiStepActorWrapper: replan_interval must be in [1, n_steps={n_steps}], "
+        owner = "MultiStepActorWrapper"
+        interval = None if replan_interval is None else int(replan_interval)
+        if interval is not None and not 1 <= interval <= (n_steps or interval):
+            raise ValueError(f"{owner}: replan_interval must be in [1, n_steps={n_steps}], "
                              f"got {replan_interval}.")
         if isinstance(init_key, list):
-            raise ValueError(f"MultiStepActorWrapper: init_key must be a single key, got {init_key}.")
-        self.actor = actor
-        self.n_steps, self.keep_dim = n_steps, keep_dim
-        self.replan_interval = None if replan_interval is None else int(replan_interval)
-        self.init_key = unravel_key(init_key) if init_key is not None else IS_INIT
-        out_keys = unravel_key_list(list(actor.out_keys))
-        if chunk_keys is None:
-            vla = [k for k in out_keys if isinstance(k, tuple) and k[-2:] == ("vla_action", "chunk")]
-            chunk_keys = vla or [k for k in out_keys if _last(k).endswith("_chunk")]
-        chunk_keys = unravel_key_list(list(chunk_keys) if isinstance(chunk_keys, list) else [chunk_keys])
-        if action_keys is None:
-            action_keys = ([self._action_key_from_chunk_key(k) for k in chunk_keys] if chunk_keys
-                           else [k for k in out_keys if _last(k) == ACTION])
-        action_keys = unravel_key_list(list(action_keys) if isinstance(action_keys, list) else [action_keys])
-        chunk_keys = chunk_keys or action_keys
-        if len(action_keys) != len(chunk_keys):
-            raise ValueError(f"MultiStepActorWrapper: action_keys and chunk_keys must have the same length, "
-                             f"got {action_keys} and {chunk_keys}.")
-        self.action_keys, self.chunk_keys = action_keys, chunk_keys
+            raise ValueError(f"{owner}: init_key must be a single key, got {init_key}.")
+        self.actor, self.n_steps, self.keep_dim, self.replan_interval = (
+            actor, n_steps, keep_dim, interval)
+        self.init_key = IS_INIT if init_key is None else unravel_key(init_key)
+        self.counter_key = _replace_last(self.init_key, COUNTER)
+        self.action_keys, self.chunk_keys = _plan_keys(actor.out_keys, action_keys, chunk_keys)
         # where the plan is kept between calls: the chunk key, or "<action>_orig"
-        self._cache_keys = {a: (c if c != a else _suffix(a, "_orig")) for a, c in zip(action_keys, chunk_keys)}
-        self.counter_key = _replace_last(self.init_key, "counter")
-
-    @staticmethod
-    def _action_key_from_chunk_key(key: NestedKey) -> NestedKey:
-        if isinstance(key, tuple) and key[-2:] == ("vla_action", "chunk"):
-            return ACTION
-        last = _last(key)
-        if last.endswith("_chunk") and last != "_chunk":
-            return _replace_last(key, last[: -len("_chunk")])
-        return key
+        self._cache_keys = {action: (chunk if chunk != action else _suffix(action, ORIG_SUFFIX))
+                            for action, chunk in zip(self.action_keys, self.chunk_keys)}
 
     @property
     def in_keys(self):
@@ -463,48 +483,56 @@ class MultiStepActorWrapper(TensorDictModuleBase):
 
     def _replan(self, tensordict: TensorDictBase) -> None:
         """Call the actor where a new plan is needed; merge its plans into the cache."""
-        is_init = tensordict.get(self.init_key, None)
+        owner = "MultiStepActorWrapper"
+        is_init = tensordict.get(self.init_key, None)  # (*B, 1)
         if is_init is None:
-            raise KeyError(f"MultiStepActorWrapper: expected key {key_str(self.init_key)} in the input "
+            raise KeyError(f"{owner}: expected key {key_str(self.init_key)} in the input "
                            "tensordict (add an InitTracker transform to the env).")
         counter = tensordict.get(self.counter_key, None)
-        counter = is_init.int() if counter is None else counter
+        counter = is_init.int() if counter is None else counter  # steps taken from the plan
         interval = self.replan_interval or self.n_steps
         if interval is not None:
             is_init = is_init | (counter >= interval)
         if is_init.any():
             counter = counter.masked_fill(is_init, 0)
             output = self.actor(tensordict[is_init.reshape(tensordict.shape)])
-            for action_key, cache_key in self._cache_keys.items():
-                plan = output.get(self.chunk_keys[self.action_keys.index(action_key)])
-                cached = tensordict.get(cache_key, None)
-                if cached is None and not is_init.all():
-                    raise ValueError("MultiStepActorWrapper: is_init must be set everywhere on the first "
-                                     f"call (no cached plan under {key_str(cache_key)}), got it partially set.")
+            for action_key, chunk_key in zip(self.action_keys, self.chunk_keys):
+                cache_key = self._cache_keys[action_key]
+                plan, cached = output.get(chunk_key), tensordict.get(cache_key, None)
+                if cached is None and not is_init.all():  # torchrl: RuntimeError
+                    raise InvalidValueError(
+                        f"{owner}: is_init must be set everywhere on the first call (no cached "
+                        f"plan under {key_str(cache_key)}), got it partially set.")
                 if cached is not None:
                     plan = torch.masked_scatter(cached, expand_as_right(is_init, cached), plan)
+                elif isinstance(cache_key, tuple) and output.get(cache_key[:-1], None) is not None:
+                    # keep the actor's container (a tensorclass, say) and its other entries
+                    tensordict.set(cache_key[:-1], output.get(cache_key[:-1]))
+                    continue
                 tensordict.set(cache_key, plan)
         tensordict.set(self.counter_key, counter + 1)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        owner = "MultiStepActorWrapper"
         self._replan(tensordict)
-        counter = tensordict.get(self.counter_key)
-        time_dim = tensordict.ndim
+        counter = tensordict.get(self.counter_key)  # (*B, 1), 1 on the plan's first step
         for action_key, cache_key in self._cache_keys.items():
             plan = tensordict.get(cache_key)  # (*B, T, *A)
+            parent = tensordict.get(cache_key[:-1]) if isinstance(cache_key, tuple) else tensordict
+            time_dim = parent.ndim  # the time dim follows the batch dims of the plan's container
             length = plan.shape[time_dim]
-            if self.n_steps is not None and length != self.n_steps:
-                raise ValueError(f"MultiStepActorWrapper: the plan {key_str(cache_key)} must have n_steps="
-                                 f"{self.n_steps} entries in dim {time_dim}, got shape {tuple(plan.shape)}.")
+            if self.n_steps is not None and length != self.n_steps:  # torchrl: RuntimeError
+                raise InvalidValueError(
+                    f"{owner}: the plan {key_str(cache_key)} must have n_steps={self.n_steps} "
+                    f"entries in dim {time_dim}, got shape {tuple(plan.shape)}.")
             if self.replan_interval is not None and length < self.replan_interval:
-                raise ValueError(f"MultiStepActorWrapper: the plan {key_str(cache_key)} must have at least "
-                                 f"replan_interval={self.replan_interval} steps, got {length}.")
-            step = (counter - 1).long().reshape(plan.shape[:time_dim])
+                raise InvalidValueError(
+                    f"{owner}: the plan {key_str(cache_key)} must have at least "
+                    f"replan_interval={self.replan_interval} steps, got {length}.")
+            step = counter - 1
             if self.n_steps is None and self.replan_interval is None:
                 step = step.remainder(length)
-            index = step.reshape(*step.shape, 1, *[1] * (plan.ndim - time_dim - 1))
-            action = plan.gather(time_dim, index.expand(*plan.shape[:time_dim], 1, *plan.shape[time_dim + 1:]))
-            tensordict.set(action_key, action if self.keep_dim else action.squeeze(time_dim))
+            tensordict.set(action_key, _step_of_plan(plan, step, time_dim, self.keep_dim))
         return tensordict
 
 

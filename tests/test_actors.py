@@ -6,14 +6,15 @@ import pytest
 import torch
 import torchrl.data as rl_data
 import torchrl.modules as rl
-from tensordict import TensorDict
+from tensordict import TensorDict, tensorclass
 from tensordict.nn import TensorDictModule
 from torch import nn
 from torchrl.modules.tensordict_module.actors import MultiStepActorWrapper as RlMultiStep
 
 import rlmods
-from rlmods import (Actor, Bounded, Composite, MultiStepActorWrapper, OneHot, SafeModule, SafeSequential,
-                    TanhModule, Unbounded, VmapModule)
+from rlmods import (Actor, Bounded, Composite, InvalidTypeError, InvalidValueError,
+                    MultiStepActorWrapper, OneHot, SafeModule, SafeSequential, TanhModule, Unbounded,
+                    VmapModule)
 
 NAMES = ["SafeModule", "SafeSequential", "Actor", "TanhModule", "MultiStepActorWrapper", "VmapModule"]
 TORCHRL = {"MultiStepActorWrapper": RlMultiStep}
@@ -71,8 +72,12 @@ def test_safe_projection_with_batched_spec_better_than_torchrl():
     ours = Actor(_net(), spec=Bounded(-0.5, 0.5, shape=(4, 2)), safe=True)
     action = ours(data)["action"]
     assert action.shape == (10, 2) and bool((action.abs() <= 0.5).all())
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_projects_with_the_batched_spec():
     theirs = rl.Actor(_net(), spec=rl_data.Bounded(-0.5, 0.5, shape=(4, 2)), safe=True)
-    with pytest.raises(Exception):  # torchrl projects with the batched spec and fails
+    with pytest.raises(RuntimeError, match="broadcast"):  # projects with the (4, 2) spec
         theirs(_data(batch=(10,), scale=100.0))
 
 
@@ -208,12 +213,38 @@ def test_safe_sequential_matches_torchrl():
     assert ours.in_keys == ["observation"] and ours.out_keys == theirs.out_keys
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"low": -2.0, "high": 1.0}, {"clamp": True}])
+def test_safe_sequential_keeps_a_nested_spec_like_torchrl():
+    def build(lib, data_lib):
+        leaf = data_lib.Bounded(-1.0, 1.0, shape=(2,))
+        first = lib.SafeModule(_net(), ["observation"], [("agent", "hidden")],
+                               spec=data_lib.Composite(agent=data_lib.Composite(hidden=leaf)))
+        second = TensorDictModule(lambda h: h.sum(-1, keepdim=True), [("agent", "hidden")],
+                                  [("agent", "value")])
+        return lib.SafeSequential(first, second)
+
+    ours, theirs = build(rlmods, rlmods), build(rl, rl_data)
+    for seq in (ours, theirs):
+        assert isinstance(seq.spec["agent", "hidden"], (Bounded, rl_data.Bounded))
+        assert seq.spec["agent", "value"] is None
+    torch.testing.assert_close(ours.spec["agent", "hidden"].space.high,
+                               theirs.spec["agent", "hidden"].space.high)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"low": -2.0, "high": 1.0}, {"clamp": True},
+                                    {"low": -2.0, "high": 1.0, "clamp": True}])
 def test_tanh_module_matches_torchrl(kwargs):
     data = TensorDict(action=torch.linspace(-30, 30, 13))
     ours = TanhModule(in_keys=["action"], **kwargs)(data.clone())["action"]
     theirs = rl.TanhModule(in_keys=["action"], **kwargs)(data.clone())["action"]
-    torch.testing.assert_close(ours, theirs)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)  # clamp moves ends by ~1e-6
+
+
+@pytest.mark.parametrize("clamp", [False, True])
+def test_tanh_module_clamp_stays_strictly_inside(clamp):
+    out = TanhModule(in_keys=["action"], low=-2.0, high=1.0, clamp=clamp)(
+        TensorDict(action=torch.tensor([-30.0, 30.0])))["action"]
+    inside = bool(out[0] > -2.0) and bool(out[1] < 1.0)  # tanh(30) is 1.0 in float32
+    assert inside == clamp
 
 
 def test_tanh_module_spec_and_state_dict():
@@ -297,13 +328,16 @@ def test_multistep_errors():
 
 
 @pytest.mark.parametrize("mock", [False, True])
-def test_vmap_module_matches_torchrl(mock):
-    module = TensorDictModule(lambda x: x.sum(-1) * 2, in_keys=["x"], out_keys=["y"])
+@pytest.mark.parametrize("dim", [0, 1, None])
+def test_vmap_module_matches_torchrl(mock, dim):
+    # cumsum over the first dim the module sees: which dim that is depends on the mapped one
+    module = TensorDictModule(lambda x: x.cumsum(0), in_keys=["x"], out_keys=["y"])
     data = TensorDict(x=torch.randn(4, 3, 2), batch_size=[4, 3])
-    for dim in (0, None):
-        ours = VmapModule(module, dim, mock=mock)(data.clone())["y"]
-        theirs = rl.VmapModule(module, dim, mock=mock)(data.clone())["y"]
-        torch.testing.assert_close(ours, theirs)
+    ours = VmapModule(module, dim, mock=mock)(data.clone())["y"]
+    theirs = rl.VmapModule(module, dim, mock=mock)(data.clone())["y"]
+    torch.testing.assert_close(ours, theirs)
+    mapped = 1 if dim is None else dim  # the default is the last batch dim
+    torch.testing.assert_close(ours, data["x"].cumsum(1 - mapped))
 
 
 def test_pendulum_rollout_stays_in_bounds():
@@ -318,3 +352,126 @@ def test_pendulum_rollout_stays_in_bounds():
     rollout = env.rollout(10, policy)
     assert rollout["action"].shape == (10, 1)
     assert bool((rollout["action"].abs() <= 2).all()) and bool((rollout["action"].abs() == 2).any())
+
+
+@tensorclass(shadow=True)  # "chunk" shadows a TensorDict method name
+class _VLAAction:
+    chunk: torch.Tensor
+    tokens: torch.Tensor
+
+
+def _vla_actor():
+    def plan(obs):  # a plan of 3 actions and one auxiliary entry, in a tensorclass
+        chunk = obs[..., :2].unsqueeze(-2) + torch.arange(3.0).view(3, 1)
+        return _VLAAction(chunk=chunk, tokens=obs.sum(-1, keepdim=True), batch_size=obs.shape[:-1])
+    return TensorDictModule(plan, ["observation"], ["vla_action"])
+
+
+def test_multistep_keeps_a_tensorclass_plan_like_torchrl():
+    options = dict(n_steps=3, chunk_keys=[("vla_action", "chunk")])
+    ours, theirs = MultiStepActorWrapper(_vla_actor(), **options), RlMultiStep(_vla_actor(), **options)
+    data_ours, data_theirs = _data(batch=(4,)), _data(batch=(4,))
+    init = torch.ones(4, 1, dtype=torch.bool)
+    for step in range(5):
+        data_ours["is_init"], data_theirs["is_init"] = init.clone(), init.clone()
+        out_ours, out_theirs = ours(data_ours), theirs(data_theirs)
+        assert type(out_ours.get("vla_action")) is type(out_theirs.get("vla_action")) is _VLAAction
+        torch.testing.assert_close(out_ours["action"], out_theirs["action"])
+        torch.testing.assert_close(out_ours["vla_action"].tokens, out_theirs["vla_action"].tokens)
+        init = torch.tensor([[step == 1], [False], [False], [step == 2]])
+    assert ours.action_keys == theirs.action_keys == ["action"]
+
+
+def _fallback_cases():
+    spec = Composite(a=Bounded(-0.5, 0.5, shape=(3,)), b=Unbounded(3))
+    yield "actor", Actor(_net(), spec=Bounded(-0.5, 0.5, shape=(2,)), safe=True), ["action"]
+    yield "two_out_keys", SafeModule(lambda x: (x, 2 * x), ["observation"], ["a", "b"], spec=spec,
+                                     safe=True), ["a", "b"]
+    yield "one_hot", SafeModule(_net(), ["observation"], ["action"], spec=OneHot(2),
+                                safe=True), ["action"]
+
+
+@pytest.mark.parametrize("case", ["actor", "two_out_keys", "one_hot"])
+def test_short_path_and_fallback_agree(case):
+    name, module, out_keys = next(c for c in _fallback_cases() if c[0] == case)
+    data = _data(scale=10.0)  # large enough that every projection acts
+    short = module(data.clone())  # the short path: call_td_module
+    out = TensorDict(batch_size=[5])
+    module(data.clone(), tensordict_out=out)  # tensordict's forward, then _write_to_tensordict
+    tensors = module(observation=data["observation"])  # keyword tensors in, tensors out
+    tensors = tensors if isinstance(tensors, tuple) else (tensors,)
+    for key, tensor in zip(out_keys, tensors):
+        torch.testing.assert_close(out[key], short[key])
+        torch.testing.assert_close(tensor, short[key])
+    first = short[out_keys[0]]
+    assert bool((first.sum(-1) == 1).all()) if case == "one_hot" else bool(first.abs().max() <= 0.5)
+
+
+def _plan3():
+    return _planner()
+
+
+def _error_cases():
+    """(name, rlmods call, torchrl call): the same mistake made in both libraries."""
+    def with_init(init):
+        data = _data(batch=(2,))
+        data["is_init"] = init
+        return data
+
+    yield ("spec keys differ from out_keys",
+           lambda: Actor(_net(), spec=Composite(act=Bounded(-1.0, 1.0, shape=(2,)))),
+           lambda: rl.Actor(_net(), spec=rl_data.Composite(act=rl_data.Bounded(-1.0, 1.0, shape=(2,)))))
+    yield ("one spec for two out_keys",
+           lambda: SafeModule(lambda x: (x, x), ["x"], ["a", "b"], spec=Unbounded(3)),
+           lambda: rl.SafeModule(lambda x: (x, x), ["x"], ["a", "b"], spec=rl_data.Unbounded(3)))
+    yield ("safe without a spec", lambda: Actor(_net(), safe=True),
+           lambda: rl.Actor(_net(), safe=True))
+    yield ("spec set to a leaf",
+           lambda: setattr(Actor(_net()), "spec", Bounded(-1.0, 1.0, shape=(2,))),
+           lambda: setattr(rl.Actor(_net()), "spec", rl_data.Bounded(-1.0, 1.0, shape=(2,))))
+    yield ("missing in_key", lambda: Actor(_net())(TensorDict(obs=torch.zeros(3))),
+           lambda: rl.Actor(_net())(TensorDict(obs=torch.zeros(3))))
+    yield ("too many outputs",
+           lambda: SafeModule(lambda x: (x, x, x), ["x"], ["a", "b"])(TensorDict(x=torch.zeros(3))),
+           lambda: rl.SafeModule(lambda x: (x, x, x), ["x"], ["a", "b"])(TensorDict(x=torch.zeros(3))))
+    yield ("tanh low differs from the spec",
+           lambda: TanhModule(in_keys=["a"], spec=Bounded(-1.0, 1.0, shape=(1,)), low=-2.0),
+           lambda: rl.TanhModule(in_keys=["a"], spec=rl_data.Bounded(-1.0, 1.0, shape=(1,)), low=-2.0))
+    yield ("tanh high below low", lambda: TanhModule(in_keys=["a"], low=1.0, high=-1.0),
+           lambda: rl.TanhModule(in_keys=["a"], low=1.0, high=-1.0))
+    yield ("tanh key counts differ", lambda: TanhModule(in_keys=["a", "b"], out_keys=["c"]),
+           lambda: rl.TanhModule(in_keys=["a", "b"], out_keys=["c"]))
+    yield ("replan_interval above n_steps",
+           lambda: MultiStepActorWrapper(_plan3(), n_steps=3, replan_interval=4),
+           lambda: RlMultiStep(_plan3(), n_steps=3, replan_interval=4))
+    yield ("two init keys", lambda: MultiStepActorWrapper(_plan3(), 3, init_key=["a", "b"]),
+           lambda: RlMultiStep(_plan3(), 3, init_key=["a", "b"]))
+    yield ("no is_init", lambda: MultiStepActorWrapper(_plan3(), 3)(_data(batch=(2,))),
+           lambda: RlMultiStep(_plan3(), 3)(_data(batch=(2,))))
+    partial = torch.tensor([[True], [False]])
+    yield ("is_init partly set on the first call",
+           lambda: MultiStepActorWrapper(_plan3(), 3)(with_init(partial)),
+           lambda: RlMultiStep(_plan3(), 3)(with_init(partial)))
+    every = torch.ones(2, 1, dtype=torch.bool)
+    yield ("plan shorter than n_steps",
+           lambda: MultiStepActorWrapper(_plan3(), 4)(with_init(every)),
+           lambda: RlMultiStep(_plan3(), 4)(with_init(every)))
+    yield ("plan shorter than replan_interval",
+           lambda: MultiStepActorWrapper(_plan3(), replan_interval=4)(with_init(every)),
+           lambda: RlMultiStep(_plan3(), replan_interval=4)(with_init(every)))
+
+
+@pytest.mark.parametrize("name", [case[0] for case in _error_cases()])
+def test_error_types_match_torchrl(name):
+    _, ours, theirs = next(case for case in _error_cases() if case[0] == name)
+    with pytest.raises(Exception) as torchrl_error:  # noqa: PT011 - whatever torchrl raises
+        theirs()
+    with pytest.raises(torchrl_error.type):
+        ours()
+
+
+def test_rlmods_errors_are_also_value_and_type_errors():
+    with pytest.raises(InvalidValueError, match="Actor: safe=True needs a spec"):
+        Actor(_net(), safe=True)
+    with pytest.raises(InvalidTypeError, match="Actor: spec must be a Composite, got Bounded"):
+        Actor(_net()).spec = Bounded(-1.0, 1.0, shape=(2,))
