@@ -13,10 +13,11 @@ from copy import deepcopy
 from numbers import Number
 
 import torch
+from tensordict.nn import utils as tensordict_utils
 from torch import nn
 from torch.nn import functional as F
 
-from rlmods._checks import shape_str
+from rlmods._checks import InvalidValueError, shape_str
 
 # Layer classes that have a lazy twin (input size inferred at the first call). Later
 # chapters register theirs here (NoisyLinear -> NoisyLazyLinear).
@@ -96,7 +97,8 @@ def mappings(key: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The positive mapping ``R -> R+`` named ``key`` (tensordict's ``mappings``).
 
     ``"softplus"``, ``"exp"``, ``"relu"``, ``"expln"``, ``"none"``, ``"biased_softplus"``
-    (bias 1), ``"biased_softplus_<bias>"`` or ``"biased_softplus_<bias>_<min_val>"``.
+    (bias 1), ``"biased_softplus_<bias>"`` or ``"biased_softplus_<bias>_<min_val>"``, and any
+    name added with ``tensordict.nn.add_custom_mapping`` (torchrl's way to add one).
 
     Built in chapter *Networks*.
 
@@ -107,11 +109,14 @@ def mappings(key: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """
     if key in _MAPPINGS:
         return _MAPPINGS[key]
+    custom = tensordict_utils._MAPPINGS  # where tensordict.nn.add_custom_mapping writes
+    if key in custom:
+        return custom[key]
     head, _, args = key.partition("biased_softplus_")
     numbers = args.split("_")
-    if head or not args or len(numbers) > 2:
-        raise ValueError(f"mappings: key must be one of {sorted(_MAPPINGS)} or "
-                         f"'biased_softplus_<bias>[_<min_val>]', got {key!r}.")
+    if head or not args or len(numbers) > 2:  # torchrl: NotImplementedError
+        raise InvalidValueError(f"mappings: key must be one of {sorted(custom | _MAPPINGS)} or "
+                                f"'biased_softplus_<bias>[_<min_val>]', got {key!r}.")
     try:
         values = [float(n) for n in numbers]
     except ValueError:
@@ -135,17 +140,18 @@ class SqueezeLayer(nn.Module):
 
     def __init__(self, dims: Sequence[int] = (-1,)):
         super().__init__()
-        if any(dim >= 0 for dim in dims):
-            raise ValueError(f"{type(self).__name__}: dims must all be negative (counted from the "
-                             f"end, so that batch dims may vary), got {tuple(dims)}.")
+        if any(dim >= 0 for dim in dims):  # torchrl: RuntimeError
+            raise InvalidValueError(f"{type(self).__name__}: dims must all be negative (counted "
+                                    "from the end, so that batch dims may vary), "
+                                    f"got {tuple(dims)}.")
         self.dims = dims
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         shape = input.shape
         for dim in self.dims:
-            if input.shape[dim] != 1:
-                raise ValueError(f"{type(self).__name__}: input must have size 1 in dims "
-                                 f"{tuple(self.dims)}, got shape {shape_str(shape)}.")
+            if input.shape[dim] != 1:  # torchrl: RuntimeError
+                raise InvalidValueError(f"{type(self).__name__}: input must have size 1 in dims "
+                                        f"{tuple(self.dims)}, got shape {shape_str(shape)}.")
             input = input.squeeze(dim)
         return input
 
@@ -219,7 +225,8 @@ def _make(factory: Callable, device, *args, **kwargs) -> nn.Module:
     return out.to(device) if device is not None and not takes_device else out
 
 
-def _per_layer(kwargs: dict | Sequence[dict] | None, n: int, owner: str, argument: str) -> list[dict]:
+def _per_layer(kwargs: dict | Sequence[dict] | None, n: int, owner: str,
+               argument: str) -> list[dict]:
     """One (copied) kwargs dict per layer from ``None``, one dict, or a list of ``n`` dicts."""
     if kwargs is None or isinstance(kwargs, dict):
         return [deepcopy(kwargs or {}) for _ in range(n)]
@@ -227,6 +234,21 @@ def _per_layer(kwargs: dict | Sequence[dict] | None, n: int, owner: str, argumen
         raise ValueError(f"{owner}: {argument} must be a dict or a list of {n} dicts (one per "
                          f"layer), got a list of {len(kwargs)}.")
     return [deepcopy(k) for k in kwargs]
+
+
+def _hidden_sizes(depth: int | None, num_cells: Sequence[int] | int | None) -> list[int]:
+    """The hidden layer sizes from ``depth`` and ``num_cells``, resolved as torchrl does."""
+    if num_cells is None:
+        return [] if depth is None else [32] * depth
+    if not isinstance(num_cells, Sequence):
+        if depth is None:  # torchrl: RuntimeError
+            raise InvalidValueError(f"MLP: depth must be given when num_cells is an int, "
+                                    f"got num_cells={num_cells} and depth=None.")
+        return [num_cells] * depth
+    if depth is not None and len(num_cells) != depth:  # torchrl: RuntimeError
+        raise InvalidValueError(f"MLP: num_cells must have depth={depth} entries, "
+                                f"got {list(num_cells)}.")
+    return list(num_cells)
 
 
 class MLP(nn.Sequential):
@@ -262,72 +284,90 @@ class MLP(nn.Sequential):
         (torch.Size([5, 2, 4]), ['0.weight', '0.bias', '2.weight'])
     """
 
-    def __init__(self, in_features: int | None = None, out_features: int | torch.Size | None = None,
-                 depth: int | None = None, num_cells: Sequence[int] | int | None = None,
+    def __init__(self, in_features: int | None = None,
+                 out_features: int | torch.Size | None = None, depth: int | None = None,
+                 num_cells: Sequence[int] | int | None = None,
                  activation_class: type[nn.Module] | Callable = nn.Tanh,
                  activation_kwargs: dict | list[dict] | None = None,
                  norm_class: type[nn.Module] | Callable | None = None,
                  norm_kwargs: dict | list[dict] | None = None, dropout: float | None = None,
                  bias_last_layer: bool = True, single_bias_last_layer: bool = False,
-                 layer_class: type[nn.Module] | Callable = nn.Linear, layer_kwargs: dict | None = None,
-                 activate_last_layer: bool = False, device=None):
+                 layer_class: type[nn.Module] | Callable = nn.Linear,
+                 layer_kwargs: dict | None = None, activate_last_layer: bool = False, device=None):
         if out_features is None:
             raise ValueError("MLP: out_features must be an int or a shape, got None.")
-        if num_cells is None:
-            num_cells = [] if depth is None else [32] * depth
-        elif not isinstance(num_cells, Sequence):
-            if depth is None:
-                raise ValueError(f"MLP: depth must be given when num_cells is an int, "
-                                 f"got num_cells={num_cells} and depth=None.")
-            num_cells = [num_cells] * depth
-        if depth is not None and len(num_cells) != depth:
-            raise ValueError(f"MLP: num_cells must have depth={depth} entries, got {list(num_cells)}.")
+        self.num_cells = _hidden_sizes(depth, num_cells)
+        self.depth = len(self.num_cells)
         lazy = LAZY_LAYERS.get(layer_class)
         if in_features is None and lazy is None:
-            raise ValueError(f"MLP: in_features must be given for layer_class={layer_class!r}, which "
-                             "has no lazy version in rlmods.nets.LAZY_LAYERS, got None.")
-        self.in_features, self.out_features, self.num_cells = in_features, out_features, list(num_cells)
-        self.depth = len(self.num_cells)
-        self._reshape_out = not isinstance(out_features, Number)
-        n_out = out_features if isinstance(out_features, Number) else math.prod(out_features)
-        self.activation_class, self.norm_class, self.layer_class = activation_class, norm_class, layer_class
-        self.dropout, self.activate_last_layer = dropout, activate_last_layer
+            raise ValueError(f"MLP: in_features must be given for layer_class={layer_class!r}, "
+                             "which has no lazy version in rlmods.nets.LAZY_LAYERS, got None.")
+        self.in_features, self.out_features = in_features, out_features
+        self.activation_class, self.norm_class = activation_class, norm_class
+        self.layer_class, self.dropout = layer_class, dropout
         self.bias_last_layer, self.single_bias_last_layer = bias_last_layer, single_bias_last_layer
+        self.activate_last_layer = activate_last_layer
+        self._reshape_out = not isinstance(out_features, Number)
         n_act = self.depth + activate_last_layer
         acts = _per_layer(activation_kwargs, n_act, "MLP", "activation_kwargs")
         norms = _per_layer(norm_kwargs, n_act, "MLP", "norm_kwargs")
         linears = _per_layer(layer_kwargs, self.depth + 1, "MLP", "layer_kwargs")
-        sizes = [in_features, *self.num_cells, n_out]
+        super().__init__(*self._layers(lazy, device, linears, norms, acts))
+
+    def _layers(self, lazy, device, linears, norms, acts) -> list[nn.Module]:
+        """Per layer: ``Linear``, then ``[Dropout]``, ``[norm]``, activation (torchrl's order)."""
+        out = self.out_features
+        n_out = out if isinstance(out, Number) else math.prod(out)
+        sizes = [self.in_features, *self.num_cells, n_out]
         layers = []
         for i, kwargs in enumerate(linears):
             last = i == self.depth
-            bias = kwargs.pop("bias", bias_last_layer if last else True)
-            shared = last and single_bias_last_layer and bias
-            if sizes[i] is None:
-                layers.append(_make(lazy, device, sizes[i + 1], bias=bias and not shared, **kwargs))
-            else:
-                layers.append(_make(layer_class, device, sizes[i], sizes[i + 1],
-                                    bias=bias and not shared, **kwargs))
+            bias = kwargs.pop("bias", self.bias_last_layer if last else True)
+            shared = last and self.single_bias_last_layer and bias
+            factory, size = (lazy, ()) if sizes[i] is None else (self.layer_class, (sizes[i],))
+            layers.append(_make(factory, device, *size, sizes[i + 1], bias=bias and not shared,
+                                **kwargs))
             if shared:
                 weight = next(layers[-1].parameters())
                 layers.append(_SharedBias(device=weight.device, dtype=weight.dtype))
-            if not last or activate_last_layer:
-                if dropout is not None:
-                    layers.append(nn.Dropout(p=dropout))
-                if norm_class is not None:
-                    layers.append(_make(norm_class, device, **norms[i]))
-                layers.append(_make(activation_class, device, **acts[i]))
-        super().__init__(*layers)
+            if not last or self.activate_last_layer:
+                if self.dropout is not None:
+                    layers.append(nn.Dropout(p=self.dropout))
+                if self.norm_class is not None:
+                    layers.append(_make(self.norm_class, device, **norms[i]))
+                layers.append(_make(self.activation_class, device, **acts[i]))
+        return layers
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, -1)  # (*B, in_features)
         if self.in_features is not None and x.shape[-1] != self.in_features:
-            raise ValueError(f"MLP: input must have in_features={self.in_features} entries in its "
-                             f"last dim (after concatenation), got shape {shape_str(x.shape)}.")
+            raise InvalidValueError(  # torchrl: RuntimeError (in the matmul)
+                f"MLP: input must have in_features={self.in_features} entries in its last dim "
+                f"(after concatenation), got shape {shape_str(x.shape)}.")
         out = nn.Sequential.forward(self, x)  # (*B, prod(out_features))
         if self._reshape_out:
             out = out.view(*out.shape[:-1], *self.out_features)
         return out
+
+
+def _conv_fields(name: str, depth: int | None, fields: dict) -> tuple[int, dict]:
+    """``depth``, and each field as one entry per layer (an int is repeated), as torchrl does."""
+    if depth is None:  # as torchrl: the last list among the fields sets the depth
+        lengths = [len(v) for v in fields.values() if isinstance(v, (list, tuple))]
+        if not lengths:
+            raise ValueError(f"{name}: depth must be given when num_cells, kernel_sizes, strides "
+                             "and paddings are all ints, got depth=None.")
+        depth = lengths[-1]
+    if depth < 1:
+        raise ValueError(f"{name}: depth must be at least 1, got {depth}.")
+    out = {}
+    for field, value in fields.items():
+        value = list(value) if isinstance(value, Sequence) else [value] * depth
+        if len(value) != depth:  # torchrl: RuntimeError (ConvNet), ValueError (Conv3dNet)
+            raise InvalidValueError(f"{name}: {field} must have depth={depth} entries, "
+                                    f"got {value}.")
+        out[field] = value
+    return depth, out
 
 
 class _ConvStack(nn.Sequential):
@@ -356,47 +396,47 @@ class _ConvStack(nn.Sequential):
             num_cells = [32] * (3 if depth is None else depth)
         fields = {"num_cells": num_cells, "kernel_sizes": kernel_sizes, "strides": strides,
                   "paddings": paddings}
-        if depth is None:  # as torchrl: the last list among the fields sets the depth
-            depth = next((len(v) for v in reversed(fields.values()) if isinstance(v, (list, tuple))), None)
-            if depth is None:
-                raise ValueError(f"{name}: depth must be given when num_cells, kernel_sizes, strides "
-                                 "and paddings are all ints, got depth=None.")
-        if depth < 1:
-            raise ValueError(f"{name}: depth must be at least 1, got {depth}.")
+        depth, fields = _conv_fields(name, depth, fields)
         for field, value in fields.items():
-            value = list(value) if isinstance(value, Sequence) else [value] * depth
-            if len(value) != depth:
-                raise ValueError(f"{name}: {field} must have depth={depth} entries, got {value}.")
             setattr(self, field, value)
         self.in_features, self.depth, self.out_features = in_features, depth, self.num_cells[-1]
-        self.activation_class, self.norm_class, self.bias_last_layer = activation_class, norm_class, bias_last_layer
-        self.aggregator_class, self.squeeze_output = aggregator_class, squeeze_output
-        self.aggregator_kwargs = {"ndims_in": len(self._dims)} if aggregator_kwargs is None else aggregator_kwargs
+        self.activation_class, self.norm_class = activation_class, norm_class
+        self.bias_last_layer, self.squeeze_output = bias_last_layer, squeeze_output
+        self.aggregator_class = aggregator_class
+        self.aggregator_kwargs = ({"ndims_in": len(self._dims)} if aggregator_kwargs is None
+                                  else aggregator_kwargs)
         acts = _per_layer(activation_kwargs, depth, name, "activation_kwargs")
         norms = _per_layer(norm_kwargs, depth, name, "norm_kwargs")
+        super().__init__(*self._layers(device, acts, norms))
+
+    def _layers(self, device, acts, norms) -> list[nn.Module]:
+        """``conv -> activation -> [norm]`` per layer, then the aggregator and the squeeze."""
         layers = []
-        for i, (c_in, c_out) in enumerate(zip([in_features, *self.num_cells], self.num_cells)):
+        for i, (c_in, c_out) in enumerate(zip([self.in_features, *self.num_cells], self.num_cells)):
             # torchrl ignores bias_last_layer in conv nets (its test is always true); we honour it.
-            conv = dict(kernel_size=self.kernel_sizes[i], stride=self.strides[i], padding=self.paddings[i],
-                        bias=i < depth - 1 or bias_last_layer, device=device)
-            layers.append(self._lazy_conv(c_out, **conv) if c_in is None else self._conv(c_in, c_out, **conv))
-            layers.append(_make(activation_class, device, **acts[i]))
-            if norm_class is not None:
-                layers.append(_make(norm_class, device, **norms[i]))
-        if aggregator_class is not None:
-            layers.append(_make(aggregator_class, device, **self.aggregator_kwargs))
-        if squeeze_output:
+            bias = i < self.depth - 1 or self.bias_last_layer
+            conv = dict(kernel_size=self.kernel_sizes[i], stride=self.strides[i],
+                        padding=self.paddings[i], bias=bias, device=device)
+            layers.append(self._lazy_conv(c_out, **conv) if c_in is None
+                          else self._conv(c_in, c_out, **conv))
+            layers.append(_make(self.activation_class, device, **acts[i]))
+            if self.norm_class is not None:
+                layers.append(_make(self.norm_class, device, **norms[i]))
+        if self.aggregator_class is not None:
+            layers.append(_make(self.aggregator_class, device, **self.aggregator_kwargs))
+        if self.squeeze_output:
             layers.append(SqueezeLayer(self._squeeze))
-        super().__init__(*layers)
+        return layers
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        n = len(self._dims)  # dims of one sample: (C, H, W) or (C, D, H, W)
+        name, n = type(self).__name__, len(self._dims)  # one sample: (C, H, W) or (C, D, H, W)
         if inputs.dim() < n:
-            raise ValueError(f"{type(self).__name__}: input must have at least {n} dims "
+            raise ValueError(f"{name}: input must have at least {n} dims "
                              f"({', '.join(self._dims)}), got shape {shape_str(inputs.shape)}.")
         if self.in_features is not None and inputs.shape[-n] != self.in_features:
-            raise ValueError(f"{type(self).__name__}: input must have in_features={self.in_features} "
-                             f"channels in dim {-n}, got shape {shape_str(inputs.shape)}.")
+            raise InvalidValueError(  # torchrl: RuntimeError
+                f"{name}: input must have in_features={self.in_features} channels in dim {-n}, "
+                f"got shape {shape_str(inputs.shape)}.")
         batch = inputs.shape[:-n]
         if len(batch) > 1:
             inputs = inputs.flatten(0, len(batch) - 1)
@@ -432,7 +472,8 @@ class ConvNet(_ConvStack):
         torch.Size([5, 400])
     """
 
-    _conv, _lazy_conv, _squeeze, _dims = nn.Conv2d, nn.LazyConv2d, (-2, -1), ("C", "H", "W")
+    _conv, _lazy_conv = nn.Conv2d, nn.LazyConv2d
+    _squeeze, _dims = (-2, -1), ("C", "H", "W")
 
     @classmethod
     def default_atari_dqn(cls, num_actions: int) -> nn.Sequential:
@@ -454,7 +495,8 @@ class Conv3dNet(_ConvStack):
         torch.Size([5, 128])
     """
 
-    _conv, _lazy_conv, _squeeze, _dims = nn.Conv3d, nn.LazyConv3d, (-3, -2, -1), ("C", "D", "H", "W")
+    _conv, _lazy_conv = nn.Conv3d, nn.LazyConv3d
+    _squeeze, _dims = (-3, -2, -1), ("C", "D", "H", "W")
 
 
 Conv2dNet = ConvNet
@@ -492,7 +534,8 @@ class BatchRenorm1d(nn.Module):
     """
 
     def __init__(self, num_features: int, *, momentum: float = 0.01, eps: float = 1e-5,
-                 max_r: float = 3.0, max_d: float = 5.0, warmup_steps: int = 10000, smooth: bool = False):
+                 max_r: float = 3.0, max_d: float = 5.0, warmup_steps: int = 10000,
+                 smooth: bool = False):
         super().__init__()
         checks = {"num_features": (num_features, num_features >= 1, "a positive int"),
                   "momentum": (momentum, 0 < momentum <= 1, "in (0, 1]"),
@@ -500,7 +543,8 @@ class BatchRenorm1d(nn.Module):
                   "warmup_steps": (warmup_steps, warmup_steps >= 0, ">= 0")}
         for argument, (value, ok, expected) in checks.items():
             if not ok:
-                raise ValueError(f"BatchRenorm1d: {argument} must be {expected}, got {value}.")
+                raise InvalidValueError(  # torchrl fails at the first call (num_features)
+                    f"BatchRenorm1d: {argument} must be {expected}, got {value}.")
         self.num_features, self.momentum, self.eps = num_features, momentum, eps
         self.max_r, self.max_d, self.warmup_steps, self.smooth = max_r, max_d, warmup_steps, smooth
         self.register_buffer("running_mean", torch.zeros(num_features))
@@ -510,7 +554,7 @@ class BatchRenorm1d(nn.Module):
         self.bias = nn.Parameter(torch.zeros(num_features))
 
     def warmup_factor(self) -> torch.Tensor:
-        """How far the clip bounds are open: 0 (BatchNorm) to 1 (``max_r``, ``max_d``), never more."""
+        """How far the clip bounds are open: 0 (BatchNorm) to 1 (``max_r``, ``max_d``), no more."""
         if self.warmup_steps == 0:
             return torch.ones((), device=self.num_batches_tracked.device)
         progress = self.num_batches_tracked / self.warmup_steps
@@ -518,8 +562,9 @@ class BatchRenorm1d(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2 or x.shape[1] != self.num_features:
-            raise ValueError(f"BatchRenorm1d: input must have shape (N, {self.num_features}) or "
-                             f"(N, {self.num_features}, L), got shape {shape_str(x.shape)}.")
+            raise InvalidValueError(  # torchrl: RuntimeError for a wrong C
+                f"BatchRenorm1d: input must have shape (N, {self.num_features}) or "
+                f"(N, {self.num_features}, L), got shape {shape_str(x.shape)}.")
         view = (1, -1) + (1,) * (x.dim() - 2)  # broadcast (C,) over (N, C, L...)
         running_std = (self.running_var + self.eps).sqrt()  # (C,)
         if not self.training:

@@ -9,8 +9,8 @@ from torch import nn
 from torch.testing import assert_close
 
 import rlmods
-from rlmods import (MLP, BatchRenorm1d, Conv3dNet, ConvNet, Squeeze2dLayer, SqueezeLayer,
-                    biased_softplus, inv_softplus, mappings)
+from rlmods import (MLP, BatchRenorm1d, Conv3dNet, ConvNet, InvalidValueError, Squeeze2dLayer,
+                    SqueezeLayer, biased_softplus, inv_softplus, mappings)
 from rlmods.nets import SquashDims, expln
 
 torchrl_modules = pytest.importorskip("torchrl.modules")
@@ -86,9 +86,22 @@ def test_biased_softplus_matches_tensordict(bias, min_val):
     ("biased_softplus_one", r"key must be 'biased_softplus_<bias>\[_<min_val>\]' with float numbers, got 'biased_softplus_one'"),
 ])
 def test_mappings_errors(key, match):
-    # torchrl/tensordict raise NotImplementedError for an unknown key; rlmods a ValueError.
+    # tensordict raises NotImplementedError for an unknown key; rlmods an InvalidValueError (both)
     with pytest.raises(ValueError, match=f"mappings: {match}"):
         mappings(key)
+
+
+def test_mappings_see_tensordicts_custom_mappings():
+    name = "rlmods_test_halve"
+    assert name not in td_utils._MAPPINGS
+    try:
+        td_utils.add_custom_mapping(name, lambda x: x / 2)
+        x = torch.arange(4.0)
+        assert_close(mappings(name)(x), td_utils.mappings(name)(x))
+    finally:
+        td_utils._MAPPINGS.pop(name, None)
+    with pytest.raises(ValueError, match=f"got '{name}'"):
+        mappings(name)
 
 
 # ---------------------------------------------------------------- squeeze layers
@@ -282,11 +295,15 @@ def test_conv_bias_last_layer_better_than_torchrl(net):
 
 
 def test_convnet_depth_without_num_cells_better_than_torchrl():
-    # torchrl's ConvNet fills num_cells with [32, 32, 32] whatever the depth, then rejects
-    # depth=2; rlmods uses [32] * depth, as torchrl's own Conv3dNet does.
+    # rlmods uses [32] * depth, as torchrl's own Conv3dNet does.
+    assert ConvNet(depth=2).num_cells == [32, 32]
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_convnet_rejects_its_own_default_num_cells():
+    # torchrl's ConvNet fills num_cells with [32, 32, 32] whatever the depth, then rejects depth=2
     with pytest.raises(RuntimeError, match="length conflict"):
         torchrl_modules.ConvNet(depth=2)
-    assert ConvNet(depth=2).num_cells == [32, 32]
 
 
 @pytest.mark.parametrize("net", ["ConvNet", "Conv3dNet"])
@@ -449,3 +466,56 @@ def test_batchrenorm_no_warmup_renormalises_from_the_start():
     x = _batch(5)
     assert float(ours.warmup_factor()) == 1.0
     assert_close(ours(x), ref(x))
+
+
+def _error_cases():
+    """(name, call with rlmods or torchrl as ``lib``): the same mistake in both libraries."""
+    yield "mlp num_cells int without depth", lambda lib: lib.MLP(in_features=3, out_features=2,
+                                                                 num_cells=8)
+    yield "mlp depth conflict", lambda lib: lib.MLP(in_features=3, out_features=2,
+                                                    num_cells=[8, 8], depth=3)
+    yield "mlp out_features None", lambda lib: lib.MLP(in_features=3)
+    yield "mlp input size", lambda lib: lib.MLP(in_features=3, out_features=2)(torch.zeros(2, 4))
+    yield "squeeze non-negative dim", lambda lib: lib.SqueezeLayer((-1, 0))
+    yield "squeeze a non-singleton", lambda lib: lib.Squeeze2dLayer()(torch.zeros(4, 3, 2, 1))
+    for net in ("ConvNet", "Conv3dNet"):
+        yield f"{net} depth 0", lambda lib, net=net: getattr(lib, net)(depth=0)
+        yield f"{net} all ints", lambda lib, net=net: getattr(lib, net)(num_cells=8)
+        yield f"{net} length conflict", lambda lib, net=net: getattr(lib, net)(
+            num_cells=[4, 4], kernel_sizes=[3, 3, 3])
+    yield "ConvNet too few dims", lambda lib: lib.ConvNet(in_features=1)(torch.zeros(8, 8))
+    yield "Conv3dNet too few dims", lambda lib: lib.Conv3dNet(in_features=1)(torch.zeros(1, 8, 8))
+    yield "ConvNet channels", lambda lib: lib.ConvNet(in_features=3)(torch.zeros(2, 4, 8, 8))
+    yield "BatchRenorm1d num_features 0", lambda lib: lib.BatchRenorm1d(0)(torch.randn(8, 4))
+    yield "BatchRenorm1d 1-d input", lambda lib: lib.BatchRenorm1d(4)(torch.zeros(4))
+    yield "BatchRenorm1d channels", lambda lib: lib.BatchRenorm1d(4)(torch.zeros(2, 3))
+    yield "mappings unknown key", lambda lib: lib.mappings("tanh")
+    yield "mappings three numbers", lambda lib: lib.mappings("biased_softplus_1_2_3")
+    yield "mappings not a number", lambda lib: lib.mappings("biased_softplus_one")
+
+
+class _TorchrlNames:
+    """torchrl's names, with the mappings from tensordict (where torchrl takes them)."""
+
+    def __getattr__(self, name):
+        return _torchrl(name)
+
+
+@pytest.mark.parametrize("name", [case[0] for case in _error_cases()])
+def test_error_types_match_torchrl(name):
+    call = next(case[1] for case in _error_cases() if case[0] == name)
+    try:
+        call(_TorchrlNames())
+    except Exception as err:  # whatever torchrl raises is what a torchrl user catches
+        expected = type(err)
+    else:
+        pytest.fail(f"torchrl raised nothing for {name!r}")
+    with pytest.raises(expected):
+        call(rlmods)
+    with pytest.raises(ValueError):  # and what rlmods promises: a ValueError
+        call(rlmods)
+
+
+def test_invalid_value_error_is_a_runtime_error():
+    with pytest.raises(InvalidValueError, match="MLP: depth must be given"):
+        MLP(in_features=3, out_features=2, num_cells=8)
