@@ -1,11 +1,12 @@
 """Exploration: noise on actions (ε-greedy, Gaussian, Ornstein-Uhlenbeck) and on weights.
 
-The action modules read ``"action"`` (shape ``(*B, *spec.shape)``) and write it back,
-noisy, but only under ``ExplorationType.RANDOM`` (or when no exploration type is set, as
-in torchrl); under DETERMINISTIC / MODE / MEAN the action passes through untouched.
+The action modules read ``"action"`` (shape ``(*B, *spec.shape)``) and write it back, noisy,
+but only under ``ExplorationType.RANDOM`` (or when no exploration type is set, as in
+torchrl); under DETERMINISTIC / MODE / MEAN the action passes through untouched.
 Built in chapter *Exploration*; mirrors torchrl 0.14's ``EGreedyModule``,
 ``AdditiveGaussianModule``, ``OrnsteinUhlenbeckProcessModule`` (and their deprecated
-wrappers), ``ConsistentDropout(Module)``, ``NoisyLinear``, ``NoisyLazyLinear``, ``reset_noise``.
+wrappers), ``ConsistentDropout(Module)``, ``NoisyLinear``, ``NoisyLazyLinear``,
+``reset_noise``.
 """
 
 from __future__ import annotations
@@ -22,8 +23,12 @@ from torch.nn.modules.dropout import _DropoutNd
 from torch.nn.modules.lazy import LazyModuleMixin
 from torch.nn.parameter import UninitializedBuffer, UninitializedParameter
 
-from rlmods._checks import check_trailing_shape, key_str, require_key, shape_str
-from rlmods.envs import ACTION, IS_INIT, ExplorationType, TensorDictPrimer, exploration_type
+from rlmods._checks import (InvalidTypeError, InvalidValueError, check_trailing_shape, key_str,
+                            require_key, shape_str, validate_args)
+from rlmods._keys import ACTION, IS_INIT
+from rlmods._spec_args import as_composite, leaf_spec
+from rlmods.envs import ExplorationType, TensorDictPrimer, exploration_type
+from rlmods.nets import LAZY_LAYERS
 from rlmods.specs import Composite, TensorSpec, Unbounded
 
 OU_NOISE, OU_STEPS = "_ou_prev_noise", "_ou_steps"
@@ -34,14 +39,12 @@ def _exploring() -> bool:
     return exploration_type() in (ExplorationType.RANDOM, None)
 
 
-def _leaf_spec(spec, action_key, owner: str) -> TensorSpec:
-    """The action's spec, from a bare spec or a Composite holding ``action_key``."""
-    if isinstance(spec, Composite):
-        spec = spec[action_key]
-    if not isinstance(spec, TensorSpec):
-        raise TypeError(f"{owner}: spec must be a TensorSpec (the action spec, e.g. env.action_spec), "
-                        f"got {type(spec).__name__}.")
-    return spec
+def _required_spec(spec, action_key, owner: str) -> TensorSpec:
+    """The action's leaf spec; a missing (None) spec is a RuntimeError too, as in torchrl."""
+    if spec is None:
+        raise InvalidTypeError(f"{owner}: spec must be a TensorSpec (the action spec, e.g. "
+                               "env.action_spec), got None.")
+    return leaf_spec(spec, action_key, owner)
 
 
 class _Annealed(TensorDictModuleBase):
@@ -56,8 +59,9 @@ class _Annealed(TensorDictModuleBase):
     def _init_schedule(self, init: float, end: float, annealing_num_steps: int, device) -> None:
         name, owner = self._scale, type(self).__name__
         if end > init:
-            raise ValueError(f"{owner}: {name}_end must not exceed {name}_init (the noise decreases "
-                             f"or stays constant), got {name}_init={init} and {name}_end={end}.")
+            raise InvalidValueError(f"{owner}: {name}_end must not exceed {name}_init (the noise "
+                                    f"decreases or stays constant), got {name}_init={init} and "
+                                    f"{name}_end={end}.")
         if annealing_num_steps <= 0:
             raise ValueError(f"{owner}: annealing_num_steps must be a positive number of steps, "
                              f"got {annealing_num_steps}.")
@@ -66,12 +70,28 @@ class _Annealed(TensorDictModuleBase):
         self.register_buffer(f"{name}_end", torch.as_tensor(end, device=device))
         self.register_buffer(name, torch.as_tensor(init, dtype=torch.float32, device=device))
 
+    def _set_spec(self, spec, device=None) -> None:
+        """Keep ``Composite({action_key: spec, other out_keys: None})`` and the action's leaf."""
+        owner = type(self).__name__
+        _required_spec(spec, self.action_key, owner)
+        spec = as_composite(spec, self.out_keys, owner, leaf_key=self.action_key,
+                            batch_shape=True, strict=False)
+        self._spec = spec if device is None else spec.to(device)
+        self._action_spec = self._spec[self.action_key]
+
+    @property
+    def spec(self) -> Composite | None:
+        """The spec as torchrl keeps it: a Composite holding the action's spec."""
+        return self._spec
+
     def step(self, frames: int = 1) -> None:
         """Anneal the noise scale by ``frames`` steps (one op, whatever ``frames``)."""
         if not isinstance(frames, int) or frames < 0:
-            raise ValueError(f"{type(self).__name__}: frames must be a non-negative int, got {frames!r}.")
+            raise ValueError(f"{type(self).__name__}: frames must be a non-negative int, "
+                             f"got {frames!r}.")
         name = self._scale
-        scale, init, end = getattr(self, name), getattr(self, f"{name}_init"), getattr(self, f"{name}_end")
+        scale = getattr(self, name)
+        init, end = getattr(self, f"{name}_init"), getattr(self, f"{name}_end")
         delta = (init - end) / self.annealing_num_steps
         scale.copy_(torch.maximum(end, scale - frames * delta))
 
@@ -84,23 +104,26 @@ class _Annealed(TensorDictModuleBase):
 
     def _read_action(self, tensordict: TensorDictBase):
         """The action, its trailing shape checked against the spec, and the batch shape of the
-        tensordict holding it (the sub-tensordict for a nested key such as ``("agents", "action")``)."""
+        tensordict holding it (the sub-tensordict for a nested key ``("agents", "action")``)."""
         owner = type(self).__name__
         action = require_key(tensordict, self.action_key, owner)
         check_trailing_shape(action, self._action_spec.shape, owner, key_str(self.action_key))
         nested = isinstance(self.action_key, tuple) and len(self.action_key) > 1
-        return action, (tensordict.get(self.action_key[:-1]) if nested else tensordict).batch_size
+        holder = tensordict.get(self.action_key[:-1]) if nested else tensordict
+        return action, holder.batch_size
 
     def __repr__(self) -> str:
         name = self._scale
+        init, end = (round(float(getattr(self, name + end)), 6) for end in ("_init", "_end"))
         return (f"{type(self).__name__}({name}={float(getattr(self, name)):.4f}, "
-                f"{name}_init={round(float(getattr(self, f'{name}_init')), 6)}, "
-                f"{name}_end={round(float(getattr(self, f'{name}_end')), 6)}, "
+                f"{name}_init={init}, {name}_end={end}, "
                 f"annealing_num_steps={self.annealing_num_steps}, "
-                f"annealing_progress={self.annealing_progress:.1%}, action_key={self.action_key!r})")
+                f"annealing_progress={self.annealing_progress:.1%}, "
+                f"action_key={self.action_key!r})")
 
 
-def egreedy_action(action: torch.Tensor, random_action: torch.Tensor, explore: torch.Tensor) -> torch.Tensor:
+def egreedy_action(action: torch.Tensor, random_action: torch.Tensor,
+                   explore: torch.Tensor) -> torch.Tensor:
     """``random_action`` where ``explore`` (``(*B,)``, bool) is True, else ``action`` (``(*B, *A)``).
 
     Examples:
@@ -110,6 +133,21 @@ def egreedy_action(action: torch.Tensor, random_action: torch.Tensor, explore: t
     """
     explore = explore.reshape(*explore.shape, *([1] * (action.ndim - explore.ndim)))  # (*B, 1..)
     return torch.where(explore, random_action.to(action.device), action)
+
+
+def _check_action_mask(mask: torch.Tensor, groups, owner: str, what: str) -> None:
+    """Raise unless every row of ``mask`` allows an action in each group of its last dim.
+
+    ``groups`` are the sizes the last dim splits into (``[n]``, or a multi-discrete spec's
+    ``nvec``). Reads the mask's values: run it only while :func:`rlmods.validate_args` is on.
+
+    Examples:
+        >>> _check_action_mask(torch.tensor([[True, False], [False, True]]), [2], "Demo", "'mask'")
+    """
+    allowed = torch.stack([part.any(-1) for part in mask.split(list(groups), -1)])  # (G, *B)
+    if not bool(allowed.all()):
+        raise InvalidValueError(f"{owner}: {what} must allow at least one action in every row, "
+                                f"got {int((~allowed).sum())} row(s) of all False.")
 
 
 class EGreedyModule(_Annealed):
@@ -128,7 +166,9 @@ class EGreedyModule(_Annealed):
 
     Keyword Args:
         action_key (NestedKey): the action. Defaults to ``"action"``.
-        action_mask_key (NestedKey, optional): boolean mask of allowed actions (discrete specs).
+        action_mask_key (NestedKey, optional): boolean mask of allowed actions (discrete
+            specs); a mask that allows nothing in a row is an error while
+            :func:`rlmods.validate_args` is on.
         device (torch.device, optional): where the ε buffers live.
 
     Examples:
@@ -136,8 +176,8 @@ class EGreedyModule(_Annealed):
         >>> from tensordict import TensorDict
         >>> module = EGreedyModule(OneHot(4), eps_init=0.5, eps_end=0.1, annealing_num_steps=4)
         >>> module.step(2)
-        >>> module
-        EGreedyModule(eps=0.3000, eps_init=0.5, eps_end=0.1, annealing_num_steps=4, annealing_progress=50.0%, action_key='action')
+        >>> round(float(module.eps), 4), round(module.annealing_progress, 4)
+        (0.3, 0.5)
         >>> td = TensorDict({"action": torch.eye(4)[torch.zeros(8, dtype=torch.long)]}, [8])
         >>> module(td)["action"].sum(-1).tolist() == [1] * 8
         True
@@ -149,35 +189,39 @@ class EGreedyModule(_Annealed):
         super().__init__()
         for name, value in (("eps_init", eps_init), ("eps_end", eps_end)):
             if not 0.0 <= value <= 1.0:
-                raise ValueError(f"EGreedyModule: {name} must be a probability in [0, 1], got {value}.")
+                raise ValueError(f"EGreedyModule: {name} must be a probability in [0, 1], "
+                                 f"got {value}.")
         self._init_schedule(eps_init, eps_end, annealing_num_steps, device)
-        spec = _leaf_spec(spec, action_key, "EGreedyModule")
-        if action_mask_key is not None and not hasattr(spec, "update_mask"):
-            raise TypeError("EGreedyModule: action_mask_key needs a discrete spec (OneHot, Categorical, "
-                            f"MultiOneHot, MultiCategorical), got {type(spec).__name__}.")
         self.action_key, self.action_mask_key = action_key, action_mask_key
-        self.in_keys = [action_key] + ([action_mask_key] if action_mask_key is not None else [])
-        self.out_keys = [action_key]
-        self._action_spec = spec.to(device) if device is not None else spec
-
-    @property
-    def spec(self) -> Composite:
-        return Composite({self.action_key: self._action_spec}, shape=self._action_spec.shape[:-1])
+        mask = [action_mask_key] if action_mask_key is not None else []
+        self.in_keys, self.out_keys = [action_key, *mask], [action_key]
+        self._set_spec(spec, device)
+        if action_mask_key is not None and not hasattr(self._action_spec, "update_mask"):
+            raise TypeError("EGreedyModule: action_mask_key needs a discrete spec (OneHot, "
+                            "Categorical, MultiOneHot, MultiCategorical), got "
+                            f"{type(self._action_spec).__name__}.")
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         if not _exploring():
             return tensordict
         action, batch_shape = self._read_action(tensordict)
-        spec = self._action_spec
         explore = torch.rand(batch_shape, device=self.eps.device) < self.eps  # (*B,), drawn first
-        if self.action_mask_key is None:
-            random_action = spec.rand(action.shape[:action.ndim - spec.ndim])
-        else:
-            spec = spec.expand(action.shape) if spec.shape != action.shape else spec.clone()
-            spec.update_mask(require_key(tensordict, self.action_mask_key, "EGreedyModule"))
-            random_action = spec.rand()
+        random_action = self._random_action(tensordict, action)
         tensordict.set(self.action_key, egreedy_action(action, random_action, explore))
         return tensordict
+
+    def _random_action(self, tensordict: TensorDictBase, action: torch.Tensor) -> torch.Tensor:
+        """A random action per sample, among the allowed ones when there is a mask."""
+        spec = self._action_spec
+        if self.action_mask_key is None:
+            return spec.rand(action.shape[:action.ndim - spec.ndim])
+        mask = require_key(tensordict, self.action_mask_key, "EGreedyModule")
+        if validate_args():  # reads the mask's values: a GPU sync
+            groups = getattr(spec, "nvec", None) or [mask.shape[-1]]
+            _check_action_mask(mask, groups, "EGreedyModule", key_str(self.action_mask_key))
+        spec = spec.expand(action.shape) if spec.shape != action.shape else spec.clone()
+        spec.update_mask(mask)
+        return spec.rand()
 
 
 class AdditiveGaussianModule(_Annealed):
@@ -211,9 +255,10 @@ class AdditiveGaussianModule(_Annealed):
 
     _scale = "sigma"
 
-    def __init__(self, spec: TensorSpec | None = None, sigma_init: float = 1.0, sigma_end: float = 0.1,
-                 annealing_num_steps: int = 1000, mean: float = 0.0, std: float = 1.0, *,
-                 action_key=ACTION, safe: bool = False, device: torch.device | None = None):
+    def __init__(self, spec: TensorSpec | None = None, sigma_init: float = 1.0,
+                 sigma_end: float = 0.1, annealing_num_steps: int = 1000, mean: float = 0.0,
+                 std: float = 1.0, *, action_key=ACTION, safe: bool = False,
+                 device: torch.device | None = None):
         super().__init__()
         if sigma_end < 0:
             raise ValueError(f"AdditiveGaussianModule: sigma_end must be >= 0, got {sigma_end}.")
@@ -222,27 +267,25 @@ class AdditiveGaussianModule(_Annealed):
         self.register_buffer("std", torch.tensor(std, device=device))
         self.action_key, self.safe = action_key, safe
         self.in_keys = self.out_keys = [action_key]
-        self._action_spec = None if spec is None else _leaf_spec(spec, action_key, "AdditiveGaussianModule")
+        self._spec = self._action_spec = None
+        if spec is not None:
+            self._set_spec(spec)
 
-    @property
-    def spec(self) -> Composite | None:
-        spec = self._action_spec
-        return None if spec is None else Composite({self.action_key: spec}, shape=spec.shape[:-1])
-
-    @spec.setter
+    @_Annealed.spec.setter
     def spec(self, value: TensorSpec) -> None:
-        self._action_spec = _leaf_spec(value, self.action_key, "AdditiveGaussianModule")
+        self._set_spec(value)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         if not _exploring():
             return tensordict
         if self._action_spec is None:
-            raise ValueError("AdditiveGaussianModule: spec must be set before the first call "
-                             "(pass it at construction or assign module.spec), got None.")
+            raise InvalidValueError("AdditiveGaussianModule: spec must be set before the first "
+                                    "call (pass it at construction or assign module.spec), "
+                                    "got None.")
         action, _ = self._read_action(tensordict)
-        noise = torch.normal(self.mean.float().expand(action.shape), self.std.float().expand(action.shape))
-        action = action + noise.to(action.device) * self.sigma
-        tensordict.set(self.action_key, self._action_spec.project(action))
+        mean, std = self.mean.float().expand(action.shape), self.std.float().expand(action.shape)
+        noise = torch.normal(mean, std).to(action.device)  # (*B, *A)
+        tensordict.set(self.action_key, self._action_spec.project(action + noise * self.sigma))
         return tensordict
 
 
@@ -252,13 +295,14 @@ class _OrnsteinUhlenbeckProcess(nn.Module):
     ``sigma_n = max(sigma_min, sigma + m * n)`` where ``n`` counts the steps since ``is_init``.
     """
 
-    def __init__(self, theta: float, mu: float = 0.0, sigma: float = 0.2, dt: float = 1e-2, x0=None,
-                 sigma_min: float | None = None, n_steps_annealing: int = 1000, device=None):
+    def __init__(self, theta: float, mu: float = 0.0, sigma: float = 0.2, dt: float = 1e-2,
+                 x0=None, sigma_min: float | None = None, n_steps_annealing: int = 1000,
+                 device=None):
         super().__init__()
         self.register_buffer("_empty_tensor_device", torch.zeros(0, device=device))  # as torchrl
         self.theta, self.mu, self.sigma, self.dt = theta, mu, sigma, dt
-        self.m = 0.0 if sigma_min is None else -float(sigma - sigma_min) / float(n_steps_annealing)
         self.c, self.sigma_min = sigma, sigma if sigma_min is None else sigma_min
+        self.m = (self.sigma_min - sigma) / float(n_steps_annealing)  # the slope of σ_n
         if isinstance(x0, torch.Tensor):
             self.register_buffer("x0", x0)
         else:
@@ -269,9 +313,9 @@ class _OrnsteinUhlenbeckProcess(nn.Module):
 
     def forward(self, prev_noise: torch.Tensor, n_steps: torch.Tensor) -> torch.Tensor:
         prev = prev_noise + self.x0  # (*B, *A)
-        sigma = self.current_sigma(n_steps.reshape(*n_steps.shape, *[1] * (prev.ndim - n_steps.ndim)))
+        n_steps = n_steps.reshape(*n_steps.shape, *[1] * (prev.ndim - n_steps.ndim))  # (*B, 1..)
         return (prev + self.theta * (self.mu - prev) * self.dt
-                + sigma * math.sqrt(self.dt) * torch.randn_like(prev))
+                + self.current_sigma(n_steps) * math.sqrt(self.dt) * torch.randn_like(prev))
 
 
 class OrnsteinUhlenbeckProcessModule(_Annealed):
@@ -284,12 +328,15 @@ class OrnsteinUhlenbeckProcessModule(_Annealed):
     Built in chapter *Exploration*.
 
     Args:
-        spec (TensorSpec): the action spec (the noisy action is projected into it when ``safe``).
+        spec (TensorSpec): the action spec (the noisy action is projected into it when
+            ``safe``).
         eps_init, eps_end (float): the noise factor's schedule. Defaults to 1.0 and 0.1.
         annealing_num_steps (int): steps from eps_init to eps_end. Defaults to 1000.
-        theta, mu, sigma, dt (float): the OU equation's parameters. Defaults 0.15, 0.0, 0.2, 0.01.
+        theta, mu, sigma, dt (float): the OU equation's parameters. Defaults 0.15, 0.0, 0.2,
+            0.01.
         x0 (tensor, optional): the process's offset. Defaults to 0.
-        sigma_min (float, optional): sigma anneals per episode step down to this. Defaults to sigma.
+        sigma_min (float, optional): sigma anneals per episode step down to this. Defaults
+            to sigma.
         n_steps_annealing (int): episode steps for sigma's annealing. Defaults to 1000.
 
     Keyword Args:
@@ -302,8 +349,8 @@ class OrnsteinUhlenbeckProcessModule(_Annealed):
         >>> from rlmods.specs import Bounded
         >>> from tensordict import TensorDict
         >>> ou = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (4,)))
-        >>> td = TensorDict({"action": torch.zeros(10, 4), "is_init": torch.ones(10, 1, dtype=torch.bool)}, [10])
-        >>> td = ou(td)
+        >>> is_init = torch.ones(10, 1, dtype=torch.bool)
+        >>> td = ou(TensorDict({"action": torch.zeros(10, 4), "is_init": is_init}, [10]))
         >>> td["_ou_prev_noise"].shape, td["_ou_steps"].tolist() == [1] * 10
         (torch.Size([10, 4]), True)
     """
@@ -314,62 +361,62 @@ class OrnsteinUhlenbeckProcessModule(_Annealed):
                  n_steps_annealing: int = 1000, *, action_key=ACTION, is_init_key=IS_INIT,
                  safe: bool = True, device: torch.device | None = None):
         super().__init__()
-        self.ou = _OrnsteinUhlenbeckProcess(theta, mu, sigma, dt, x0, sigma_min, n_steps_annealing, device)
+        self.ou = _OrnsteinUhlenbeckProcess(theta, mu, sigma, dt, x0, sigma_min,
+                                            n_steps_annealing, device)
         self._init_schedule(eps_init, eps_end, annealing_num_steps, device)
-        self._action_spec = _leaf_spec(spec, action_key, "OrnsteinUhlenbeckProcessModule")
         self.action_key, self.is_init_key, self.safe = action_key, is_init_key, safe
         self.noise_key, self.steps_key = OU_NOISE, OU_STEPS
         self.in_keys = [action_key]
         self.out_keys = [action_key, OU_NOISE, OU_STEPS]
-
-    @property
-    def spec(self) -> Composite:
-        return Composite({self.action_key: self._action_spec}, shape=self._action_spec.shape[:-1])
+        self._set_spec(spec)
 
     def _is_init(self, tensordict: TensorDictBase, batch_shape: torch.Size) -> torch.Tensor | None:
         """``is_init`` brought to the action's batch shape ``(*B,)``, or None if absent."""
         is_init = tensordict.get(self.is_init_key, None)
         if is_init is None:
-            warnings.warn(f"OrnsteinUhlenbeckProcessModule: expected key {key_str(self.is_init_key)} "
-                          "to reset the noise at episode starts, found none: the noise never restarts. "
-                          "Add InitTracker() to the environment.", stacklevel=3)
+            warnings.warn(f"OrnsteinUhlenbeckProcessModule: expected key "
+                          f"{key_str(self.is_init_key)} to reset the noise at episode starts, "
+                          "found none: the noise never restarts. Add InitTracker() to the "
+                          "environment.", stacklevel=3)
             return None
         if is_init.ndim > 1 and is_init.shape[-1] == 1:
             is_init = is_init.squeeze(-1)
         if is_init.ndim > len(batch_shape):
             is_init = is_init.flatten(len(batch_shape)).any(-1)
         if is_init.shape != batch_shape[:is_init.ndim]:
-            raise ValueError(f"OrnsteinUhlenbeckProcessModule: {key_str(self.is_init_key)} must have "
-                             f"the action's batch shape {shape_str(batch_shape)}, got shape "
+            raise ValueError(f"OrnsteinUhlenbeckProcessModule: {key_str(self.is_init_key)} must "
+                             f"have the action's batch shape {shape_str(batch_shape)}, got shape "
                              f"{shape_str(tensordict.get(self.is_init_key).shape)}.")
-        return is_init.reshape(is_init.shape + (1,) * (len(batch_shape) - is_init.ndim)).expand(batch_shape)
+        missing = (1,) * (len(batch_shape) - is_init.ndim)
+        return is_init.reshape(is_init.shape + missing).expand(batch_shape)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         if not _exploring():
             return tensordict
         action, batch_shape = self._read_action(tensordict)
-        spec = self._action_spec
         is_init = self._is_init(tensordict, batch_shape)
         noise = tensordict.get(OU_NOISE, None)
         if noise is None:
-            noise = torch.zeros(action.shape, device=action.device)
-            steps = torch.zeros(batch_shape, dtype=torch.long, device=action.device)
+            noise = torch.zeros(action.shape, device=action.device)  # (*B, *A)
+            steps = torch.zeros(batch_shape, dtype=torch.long, device=action.device)  # (*B,)
         else:
             steps = tensordict.get(OU_STEPS)
         if is_init is not None:  # restart the process where an episode starts
-            noise = noise.masked_fill(is_init.reshape(*batch_shape, *[1] * (noise.ndim - len(batch_shape))), 0)
+            event_dims = [1] * (noise.ndim - len(batch_shape))
+            noise = noise.masked_fill(is_init.reshape(*batch_shape, *event_dims), 0)
             steps = steps.masked_fill(is_init, 0)
         noise = self.ou(noise, steps)
         action = action + self.eps * noise
         tensordict.set(OU_NOISE, noise - self.ou.x0)
-        tensordict.set(self.action_key, spec.project(action) if self.safe else action)
+        tensordict.set(self.action_key, self._action_spec.project(action) if self.safe else action)
         tensordict.set(OU_STEPS, steps + 1)
         return tensordict
 
 
 def _deprecated(old: str, new: str) -> None:
     warnings.warn(f"{old} is deprecated (torchrl 0.14 removed it): use "
-                  f"TensorDictSequential(policy, {new}(spec, ...)) instead.", DeprecationWarning, stacklevel=3)
+                  f"TensorDictSequential(policy, {new}(spec, ...)) instead.", DeprecationWarning,
+                  stacklevel=3)
 
 
 def _policy_spec(policy, spec, action_key, owner: str) -> TensorSpec:
@@ -377,7 +424,7 @@ def _policy_spec(policy, spec, action_key, owner: str) -> TensorSpec:
     spec = spec if spec is not None else getattr(policy, "spec", None)
     if spec is None:
         raise ValueError(f"{owner}: spec must be given (or the policy must have one), got None.")
-    return _leaf_spec(spec, action_key, owner)
+    return leaf_spec(spec, action_key, owner)
 
 
 class _ExplorationWrapper(TensorDictSequential):
@@ -392,26 +439,36 @@ class _ExplorationWrapper(TensorDictSequential):
 
 
 class EGreedyWrapper(_ExplorationWrapper):
-    """[Deprecated] ``TensorDictSequential(policy, EGreedyModule(...))``. Built in chapter *Exploration*."""
+    """[Deprecated] ``TensorDictSequential(policy, EGreedyModule(...))``.
 
-    def __init__(self, policy, *, eps_init: float = 1.0, eps_end: float = 0.1, annealing_num_steps: int = 1000,
-                 action_key=ACTION, action_mask_key=None, spec: TensorSpec | None = None):
+    Built in chapter *Exploration*.
+    """
+
+    def __init__(self, policy, *, eps_init: float = 1.0, eps_end: float = 0.1,
+                 annealing_num_steps: int = 1000, action_key=ACTION, action_mask_key=None,
+                 spec: TensorSpec | None = None):
         _deprecated("EGreedyWrapper", "EGreedyModule")
         spec = _policy_spec(policy, spec, action_key, "EGreedyWrapper")
         super().__init__(policy, EGreedyModule(spec, eps_init, eps_end, annealing_num_steps,
-                                               action_key=action_key, action_mask_key=action_mask_key))
+                                               action_key=action_key,
+                                               action_mask_key=action_mask_key))
 
 
 class AdditiveGaussianWrapper(_ExplorationWrapper):
-    """[Deprecated] ``TensorDictSequential(policy, AdditiveGaussianModule(...))``. Built in chapter *Exploration*."""
+    """[Deprecated] ``TensorDictSequential(policy, AdditiveGaussianModule(...))``.
 
-    def __init__(self, policy, *, sigma_init: float = 1.0, sigma_end: float = 0.1, annealing_num_steps: int = 1000,
-                 mean: float = 0.0, std: float = 1.0, action_key=ACTION, spec: TensorSpec | None = None,
-                 safe: bool | None = True, device: torch.device | None = None):
+    Built in chapter *Exploration*.
+    """
+
+    def __init__(self, policy, *, sigma_init: float = 1.0, sigma_end: float = 0.1,
+                 annealing_num_steps: int = 1000, mean: float = 0.0, std: float = 1.0,
+                 action_key=ACTION, spec: TensorSpec | None = None, safe: bool | None = True,
+                 device: torch.device | None = None):
         _deprecated("AdditiveGaussianWrapper", "AdditiveGaussianModule")
         spec = _policy_spec(policy, spec, action_key, "AdditiveGaussianWrapper")
-        super().__init__(policy, AdditiveGaussianModule(spec, sigma_init, sigma_end, annealing_num_steps, mean,
-                                                        std, action_key=action_key, safe=bool(safe), device=device))
+        super().__init__(policy, AdditiveGaussianModule(
+            spec, sigma_init, sigma_end, annealing_num_steps, mean, std, action_key=action_key,
+            safe=bool(safe), device=device))
 
 
 class OrnsteinUhlenbeckProcessWrapper(_ExplorationWrapper):
@@ -420,17 +477,19 @@ class OrnsteinUhlenbeckProcessWrapper(_ExplorationWrapper):
     ``key`` is the old name of ``action_key``. Built in chapter *Exploration*.
     """
 
-    def __init__(self, policy, *, eps_init: float = 1.0, eps_end: float = 0.1, annealing_num_steps: int = 1000,
-                 theta: float = 0.15, mu: float = 0.0, sigma: float = 0.2, dt: float = 1e-2, x0=None,
-                 sigma_min: float | None = None, n_steps_annealing: int = 1000, action_key=ACTION,
-                 is_init_key=IS_INIT, spec: TensorSpec = None, safe: bool = True, key=None,
+    def __init__(self, policy, *, eps_init: float = 1.0, eps_end: float = 0.1,
+                 annealing_num_steps: int = 1000, theta: float = 0.15, mu: float = 0.0,
+                 sigma: float = 0.2, dt: float = 1e-2, x0=None, sigma_min: float | None = None,
+                 n_steps_annealing: int = 1000, action_key=ACTION, is_init_key=IS_INIT,
+                 spec: TensorSpec = None, safe: bool = True, key=None,
                  device: torch.device | None = None):
         _deprecated("OrnsteinUhlenbeckProcessWrapper", "OrnsteinUhlenbeckProcessModule")
         action_key = key if key is not None else action_key
         spec = _policy_spec(policy, spec, action_key, "OrnsteinUhlenbeckProcessWrapper")
         super().__init__(policy, OrnsteinUhlenbeckProcessModule(
             spec, eps_init, eps_end, annealing_num_steps, theta, mu, sigma, dt, x0, sigma_min,
-            n_steps_annealing, action_key=action_key, is_init_key=is_init_key, safe=safe, device=device))
+            n_steps_annealing, action_key=action_key, is_init_key=is_init_key, safe=safe,
+            device=device))
 
 
 class ConsistentDropout(_DropoutNd):
@@ -465,13 +524,14 @@ class ConsistentDropout(_DropoutNd):
     def make_mask(self, *, input=None, shape=None) -> torch.Tensor:
         """A fresh mask shaped like ``input`` (or ``shape``): 0 w.p. p, else 1 / (1 - p)."""
         if input is None and shape is None:
-            raise ValueError("ConsistentDropout: make_mask needs input or shape, got neither.")
+            raise InvalidValueError("ConsistentDropout: make_mask needs input or shape, "
+                                    "got neither.")
         ones = torch.ones_like(input) if input is not None else torch.ones(shape)
         return F.dropout(ones, self.p, self.training)
 
 
 def _mask_key(key) -> str:
-    """``"mask_<in_key>"``: a name that is the same in every process (torchrl uses id(self))."""
+    """``"mask_<in_key>"``: the same name in every process (torchrl uses ``id(self)``)."""
     return "mask_" + "_".join(key if isinstance(key, tuple) else (key,))
 
 
@@ -516,8 +576,8 @@ class ConsistentDropoutModule(TensorDictModuleBase):
         if isinstance(out_keys, (str, tuple)):
             out_keys = [out_keys, in_keys[1]]
         if len(in_keys) != 2 or len(out_keys) != 2:
-            raise ValueError("ConsistentDropoutModule: in_keys and out_keys must be a key or [value, mask], "
-                             f"got in_keys={in_keys} and out_keys={out_keys}.")
+            raise ValueError("ConsistentDropoutModule: in_keys and out_keys must be a key or "
+                             f"[value, mask], got in_keys={in_keys} and out_keys={out_keys}.")
         if not 0.0 <= p < 1.0:
             raise ValueError(f"ConsistentDropoutModule: p must be in [0, 1), got {p}.")
         super().__init__()
@@ -536,18 +596,20 @@ class ConsistentDropoutModule(TensorDictModuleBase):
         return tensordict
 
     def make_tensordict_primer(self) -> TensorDictPrimer:
-        """A primer that draws a fresh mask at every reset (and carries it through the episode)."""
+        """A primer that draws a fresh mask at every reset (kept through the episode)."""
         if self.input_shape is None:
-            raise ValueError("ConsistentDropoutModule: input_shape must be given at construction "
-                             "to build a primer, got None.")
-        spec = Unbounded(shape=self.input_shape, dtype=self.input_dtype or torch.get_default_dtype())
+            raise InvalidValueError("ConsistentDropoutModule: input_shape must be given at "
+                                    "construction to build a primer, got None.")
+        dtype = self.input_dtype or torch.get_default_dtype()
+        spec = Unbounded(shape=self.input_shape, dtype=dtype)
         return _MaskPrimer(self.consistent_dropout, self.in_keys[1], spec)
 
 
 class NoisyLinear(nn.Linear):
     """A linear layer with factorised Gaussian noise on its weights (Fortunato et al., 2017).
 
-    ``weight = weight_mu + weight_sigma * (ε_out ⊗ ε_in)``, ``bias = bias_mu + bias_sigma * ε_out``,
+    ``weight = weight_mu + weight_sigma * (ε_out ⊗ ε_in)``,
+    ``bias = bias_mu + bias_sigma * ε_out``,
     ``ε = sign(z) √|z|`` with ``z ~ N(0, 1)``, used only under ``ExplorationType.RANDOM``
     (or in train mode with ``use_exploration_type=False``); otherwise the mean weights.
     The noise is drawn at construction and by :meth:`reset_noise` only, never by forward:
@@ -557,8 +619,10 @@ class NoisyLinear(nn.Linear):
         in_features, out_features (int): the layer's sizes.
         bias (bool): with a noisy bias. Defaults to True.
         device, dtype: of the parameters.
-        std_init (float): initial noise scale; weight_sigma = std_init / √in_features. Defaults to 0.5.
-        use_exploration_type (bool): noise follows the exploration type (True) or ``self.training``.
+        std_init (float): initial noise scale; weight_sigma = std_init / √in_features.
+            Defaults to 0.5.
+        use_exploration_type (bool): noise follows the exploration type (True) or
+            ``self.training`` (False).
 
     Examples:
         >>> from rlmods.envs import ExplorationType, set_exploration_type
@@ -571,16 +635,18 @@ class NoisyLinear(nn.Linear):
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, device=None,
-                 dtype: torch.dtype | None = None, std_init: float = 0.5, use_exploration_type: bool | None = True):
+                 dtype: torch.dtype | None = None, std_init: float = 0.5,
+                 use_exploration_type: bool | None = True):
         nn.Module.__init__(self)
         if std_init < 0:
             raise ValueError(f"{type(self).__name__}: std_init must be >= 0, got {std_init}.")
-        self.in_features, self.out_features, self.std_init = int(in_features), int(out_features), std_init
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.std_init = std_init
         self._use_exploration_type = use_exploration_type is not False
         kwargs = {"device": device, "dtype": dtype}
         self.weight_mu = nn.Parameter(torch.empty(out_features, in_features, **kwargs))
         self.weight_sigma = nn.Parameter(torch.empty(out_features, in_features, **kwargs))
-        self.register_buffer("weight_epsilon", torch.empty(out_features, in_features, **kwargs))
+        self.register_buffer("weight_epsilon", torch.empty_like(self.weight_mu))
         self.bias_mu = nn.Parameter(torch.empty(out_features, **kwargs)) if bias else None
         if bias:
             self.bias_sigma = nn.Parameter(torch.empty(out_features, **kwargs))
@@ -599,7 +665,8 @@ class NoisyLinear(nn.Linear):
 
     def reset_noise(self) -> None:
         """Draw new factorised noise: ``ε_out ⊗ ε_in`` for the weight, ``ε_out`` for the bias."""
-        eps_in, eps_out = self._scale_noise(self.in_features), self._scale_noise(self.out_features)
+        eps_in = self._scale_noise(self.in_features)  # (in,)
+        eps_out = self._scale_noise(self.out_features)  # (out,)
         self.weight_epsilon.copy_(eps_out.outer(eps_in))  # (out, in)
         if self.bias_mu is not None:
             self.bias_epsilon.copy_(eps_out)
@@ -642,9 +709,11 @@ class NoisyLazyLinear(LazyModuleMixin, NoisyLinear):
 
     cls_to_become = NoisyLinear
 
-    def __init__(self, out_features: int, bias: bool = True, device=None, dtype: torch.dtype | None = None,
-                 std_init: float = 0.5, use_exploration_type: bool | None = True):
-        super().__init__(0, 0, False, device=device, std_init=std_init, use_exploration_type=use_exploration_type)
+    def __init__(self, out_features: int, bias: bool = True, device=None,
+                 dtype: torch.dtype | None = None, std_init: float = 0.5,
+                 use_exploration_type: bool | None = True):
+        super().__init__(0, 0, False, device=device, std_init=std_init,
+                         use_exploration_type=use_exploration_type)
         kwargs = {"device": device, "dtype": dtype}
         self.out_features = out_features
         self.weight_mu = UninitializedParameter(**kwargs)
@@ -660,27 +729,32 @@ class NoisyLazyLinear(LazyModuleMixin, NoisyLinear):
 
     def reset_parameters(self) -> None:
         if self._ready():
-            super().reset_parameters()
+            NoisyLinear.reset_parameters(self)
 
     def reset_noise(self) -> None:
         if self._ready():
-            super().reset_noise()
+            NoisyLinear.reset_noise(self)
 
     def initialize_parameters(self, input: torch.Tensor) -> None:
         if self.has_uninitialized_params():
             with torch.no_grad():
                 self.in_features = input.shape[-1]
                 shape = (self.out_features, self.in_features)
-                for name, size in (("weight_mu", shape), ("weight_sigma", shape), ("weight_epsilon", shape),
-                                   ("bias_mu", shape[:1]), ("bias_sigma", shape[:1]), ("bias_epsilon", shape[:1])):
+                for name in ("weight_mu", "weight_sigma", "weight_epsilon"):
+                    getattr(self, name).materialize(shape)
+                for name in ("bias_mu", "bias_sigma", "bias_epsilon"):
                     if getattr(self, name, None) is not None:
-                        getattr(self, name).materialize(size)
+                        getattr(self, name).materialize(shape[:1])
                 self.reset_parameters()
                 self.reset_noise()
 
 
+# MLP(in_features=None, layer_class=NoisyLinear) builds a NoisyLazyLinear first layer.
+LAZY_LAYERS[NoisyLinear] = NoisyLazyLinear
+
+
 def reset_noise(layer: nn.Module) -> None:
-    """Resample a noisy layer's noise; a no-op for other modules. Use ``net.apply(reset_noise)``.
+    """Resample a noisy layer's noise; a no-op for other modules: ``net.apply(reset_noise)``.
 
     Built in chapter *Exploration*.
 

@@ -11,6 +11,8 @@ from tensordict import TensorDict
 from tensordict.nn import TensorDictModule, TensorDictSequential
 from torch import nn
 
+from rlmods._checks import InvalidTypeError, InvalidValueError, set_validate_args
+
 import rlmods
 from rlmods import (AdditiveGaussianModule, AdditiveGaussianWrapper, Bounded, Categorical,
                     ConsistentDropout, ConsistentDropoutModule, EGreedyModule, EGreedyWrapper,
@@ -283,8 +285,12 @@ def test_state_dict_round_trip_with_torchrl(name, spec_args):
 def test_deprecated_wrappers_compose_the_module_better_than_torchrl(wrapper, module, kwargs):
     spec = Bounded(-1.0, 1.0, (2,))
     policy = TensorDictModule(nn.Linear(3, 2), ["observation"], ["action"])
-    with pytest.warns(DeprecationWarning, match=f"use TensorDictSequential\\(policy, {module.__name__}"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         wrapped = wrapper(policy, spec=spec, **kwargs)
+    deprecations = [w for w in caught if w.category is DeprecationWarning]
+    assert len(caught) == len(deprecations) == 1  # one warning, naming the replacement
+    assert f"use TensorDictSequential(policy, {module.__name__}" in str(deprecations[0].message)
     assert isinstance(wrapped, TensorDictSequential) and isinstance(wrapped.module[-1], module)
     td = TensorDict({"observation": torch.randn(5, 3), "is_init": torch.ones(5, 1, dtype=torch.bool)}, [5])
     torch.manual_seed(0)
@@ -434,7 +440,7 @@ def test_egreedy_bad_arguments(kwargs, match):
 
 
 def test_missing_spec_errors():
-    with pytest.raises(TypeError, match="EGreedyModule: spec must be a TensorSpec .*, got NoneType."):
+    with pytest.raises(TypeError, match="EGreedyModule: spec must be a TensorSpec .*, got None."):
         EGreedyModule(None)
     with pytest.raises(TypeError, match="OrnsteinUhlenbeckProcessModule: spec must be a TensorSpec"):
         OrnsteinUhlenbeckProcessModule(None)
@@ -498,3 +504,132 @@ def test_no_warning_in_normal_use():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         EGreedyModule(OneHot(2), 0.5)(TensorDict({"action": torch.eye(2)}, [2]))
+
+
+# --- lazy noisy MLP (issue 9) -------------------------------------------------------------------
+
+def test_lazy_noisy_mlp_matches_torchrl():
+    """MLP(in_features=None, layer_class=NoisyLinear) starts with a NoisyLazyLinear, as torchrl."""
+    kwargs = dict(in_features=None, out_features=3, num_cells=[8])
+    ours = rlmods.MLP(layer_class=NoisyLinear, **kwargs)
+    theirs = rl.MLP(layer_class=rl.NoisyLinear, **kwargs)
+    assert type(ours[0]) is NoisyLazyLinear and type(theirs[0]) is rl.NoisyLazyLinear
+    x = torch.randn(4, 6)
+    ours(x), theirs(x)  # materialise both
+    assert type(ours[0]) is NoisyLinear and ours[0].weight_mu.shape == (8, 6)
+    ours.load_state_dict(theirs.state_dict())
+    for etype in [ExplorationType.RANDOM, ExplorationType.DETERMINISTIC]:
+        with set_exploration_type(etype):
+            torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_noisy_mlp_with_single_bias_last_layer_is_rejected_by_torchrl():
+    """torchrl refuses a shared last bias on a noisy layer (the rlmods side needs nets.py)."""
+    with pytest.raises(ValueError, match="single_bias_last_layer=True is incompatible with NoisyLinear"):
+        rl.MLP(in_features=4, out_features=3, num_cells=[8], layer_class=rl.NoisyLinear,
+               single_bias_last_layer=True)
+
+
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="rlmods.nets.MLP has no hook to reject a shared bias on a noisy layer yet")
+def test_noisy_mlp_with_single_bias_last_layer_is_rejected():
+    try:
+        rlmods.MLP(in_features=4, out_features=3, num_cells=[8], layer_class=NoisyLinear,
+                   single_bias_last_layer=True)
+    except ValueError as error:
+        assert "single_bias_last_layer" in str(error)
+    else:
+        raise AssertionError("MLP accepted single_bias_last_layer=True with NoisyLinear")
+
+
+# --- the ε-greedy mask check and the validation switch ------------------------------------------
+
+def _masked_egreedy_input(mask_rows):
+    mask = torch.tensor(mask_rows)
+    return TensorDict({"action": torch.zeros(len(mask_rows), dtype=torch.long), "mask": mask},
+                      [len(mask_rows)])
+
+
+@pytest.mark.parametrize("spec, mask_rows", [
+    (Categorical(3), [[True, False, False], [False, False, False]]),
+    (rlmods.MultiCategorical([2, 2]), [[True, False, True, True], [True, True, False, False]])],
+    ids=["Categorical", "MultiCategorical-group"])
+def test_egreedy_mask_that_allows_nothing_is_an_error(spec, mask_rows):
+    module = EGreedyModule(spec, action_mask_key="mask")
+    td = _masked_egreedy_input(mask_rows)
+    if isinstance(spec, rlmods.MultiCategorical):
+        td["action"] = torch.zeros(len(mask_rows), 2, dtype=torch.long)
+    with pytest.raises(InvalidValueError, match=r"EGreedyModule: 'mask' must allow at least one "
+                                                r"action in every row, got 1 row\(s\) of all False."):
+        module(td)
+
+
+def test_egreedy_mask_check_follows_the_validation_switch():
+    """Off, the module does not read the mask's values (the error, if any, comes from below)."""
+    module = EGreedyModule(Categorical(3), action_mask_key="mask")
+    td = _masked_egreedy_input([[True, False, False], [False, False, False]])
+    with set_validate_args(False):
+        with pytest.raises((ValueError, RuntimeError)) as info:
+            module(td.clone())
+    assert not str(info.value).startswith("EGreedyModule:")
+    with set_validate_args(False):  # a valid mask still works without the check
+        out = module(_masked_egreedy_input([[True, False, False]] * 50))["action"]
+    assert bool((out == 0).all())
+
+
+# --- exception types a torchrl user catches ----------------------------------------------------
+
+ERROR_CASES = {
+    "egreedy_eps_end_above_eps_init": lambda lib, data: lib.EGreedyModule(
+        data.OneHot(3), eps_init=0.1, eps_end=0.5),
+    "gaussian_sigma_end_above_sigma_init": lambda lib, data: lib.AdditiveGaussianModule(
+        data.Bounded(-1.0, 1.0, (2,)), sigma_init=0.1, sigma_end=0.5),
+    "ou_eps_end_above_eps_init": lambda lib, data: lib.OrnsteinUhlenbeckProcessModule(
+        data.Bounded(-1.0, 1.0, (2,)), eps_init=0.1, eps_end=0.5),
+    "egreedy_without_spec": lambda lib, data: lib.EGreedyModule(None)(
+        TensorDict({"action": torch.zeros(2, 3)}, [2])),
+    "ou_without_spec": lambda lib, data: lib.OrnsteinUhlenbeckProcessModule(None),
+    "gaussian_called_before_its_spec_is_set": lambda lib, data: lib.AdditiveGaussianModule()(
+        TensorDict({"action": torch.zeros(2, 3)}, [2])),
+    "egreedy_action_shape_mismatch": lambda lib, data: lib.EGreedyModule(
+        data.Bounded(-1.0, 1.0, (4,)))(TensorDict({"action": torch.zeros(2, 3)}, [2])),
+    "egreedy_missing_mask": lambda lib, data: lib.EGreedyModule(
+        data.Categorical(3), action_mask_key="mask")(
+        TensorDict({"action": torch.zeros(2, dtype=torch.long)}, [2])),
+    "egreedy_mask_allows_nothing": lambda lib, data: lib.EGreedyModule(
+        data.Categorical(3), action_mask_key="mask")(
+        _masked_egreedy_input([[True, False, False], [False, False, False]])),
+    "dropout_mask_without_input_or_shape": lambda lib, data: lib.ConsistentDropout().make_mask(),
+    "dropout_module_bad_keys": lambda lib, data: lib.ConsistentDropoutModule(0.5, ["x", "m", "z"]),
+    "dropout_module_bad_p": lambda lib, data: lib.ConsistentDropoutModule(1.0, "x"),
+    "dropout_primer_without_input_shape": lambda lib, data: lib.ConsistentDropoutModule(
+        0.5, "x").make_tensordict_primer(),
+}
+
+
+def _raised(make):
+    try:
+        make()
+    except Exception as error:  # noqa: BLE001 - the point is to capture whatever is raised
+        return error
+    raise AssertionError("no exception raised")
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_error_types_match_torchrl(case):
+    theirs = _raised(lambda: ERROR_CASES[case](rl, rl_data))
+    ours = _raised(lambda: ERROR_CASES[case](rlmods, rlmods))
+    assert isinstance(ours, type(theirs)), (type(ours).__mro__, type(theirs))
+    assert str(ours).startswith(("EGreedyModule", "AdditiveGaussianModule",
+                                 "OrnsteinUhlenbeckProcessModule", "ConsistentDropout")) or \
+        isinstance(ours, KeyError)
+
+
+def test_runtime_error_cases_are_value_or_type_errors_too():
+    """Where torchrl raises RuntimeError, rlmods' error is also a ValueError or a TypeError."""
+    for case in ["egreedy_eps_end_above_eps_init", "gaussian_called_before_its_spec_is_set",
+                 "dropout_mask_without_input_or_shape", "dropout_primer_without_input_shape",
+                 "egreedy_mask_allows_nothing"]:
+        assert isinstance(_raised(lambda: ERROR_CASES[case](rlmods, rlmods)), InvalidValueError)
+    for case in ["egreedy_without_spec", "ou_without_spec"]:
+        assert isinstance(_raised(lambda: ERROR_CASES[case](rlmods, rlmods)), InvalidTypeError)
