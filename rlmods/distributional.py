@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 from tensordict.nn import TensorDictModuleBase, dispatch
 
-from rlmods._checks import require_key, shape_str
+from rlmods._checks import InvalidValueError, require_key, shape_str, validate_args
+from rlmods._keys import ACTION, ACTION_VALUE
 from rlmods.actors import SafeSequential
-from rlmods.qvalue import (ACTION, ACTION_VALUE, QValueActor, QValueHook, QValueModule,
-                           _action_value_module, _actor_spec, greedy_action)
+from rlmods.qvalue import QValueActor, QValueHook, QValueModule, greedy_action, mask_values
 
 
 def expected_value(log_probs: torch.Tensor, support: torch.Tensor) -> torch.Tensor:
@@ -50,7 +50,8 @@ def categorical_projection(probs: torch.Tensor, reward: torch.Tensor, done: torc
     Examples:
         >>> support = torch.tensor([0.0, 1.0, 2.0])
         >>> probs = torch.tensor([[0.0, 1.0, 0.0]])  # all mass on z = 1
-        >>> categorical_projection(probs, torch.tensor([[0.5]]), torch.tensor([[False]]), 1.0, support)
+        >>> done = torch.tensor([[False]])
+        >>> categorical_projection(probs, torch.tensor([[0.5]]), done, 1.0, support)
         tensor([[0.0000, 0.5000, 0.5000]])
     """
     atoms = support.shape[-1]
@@ -73,8 +74,9 @@ class DistributionalQValueModule(QValueModule):
     """Greedy action by expected value from per-action return distributions (log-probs).
 
     Reads ``action_value`` ``(*batch, atoms, n)`` (log-softmax over ``atoms``) and, with
-    ``action_mask_key``, a bool mask ``(*batch, n)``; writes ``action`` and ``action_value``
-    (unchanged). Built in chapter *Distributional DQN*.
+    ``action_mask_key``, a bool mask ``(*batch, n)`` (or ``(*batch, atoms, n)``, as torchrl
+    accepts: an action is allowed where any of its atoms is); writes ``action`` and
+    ``action_value`` (unchanged). Built in chapter *Distributional DQN*.
 
     Args:
         action_space (str, optional): as in :class:`~rlmods.QValueModule`; inferred from
@@ -90,7 +92,8 @@ class DistributionalQValueModule(QValueModule):
     Examples:
         >>> log_probs = torch.full((3, 4), -100.0)  # 3 atoms, 4 actions
         >>> log_probs[0, 0] = log_probs[1, 1] = log_probs[2, 2] = log_probs[0, 3] = 0.0
-        >>> module = DistributionalQValueModule("categorical", support=torch.tensor([-1.0, 0.0, 1.0]))
+        >>> support = torch.tensor([-1.0, 0.0, 1.0])
+        >>> module = DistributionalQValueModule("categorical", support=support)
         >>> module(log_probs)[0]
         tensor(2)
     """
@@ -102,23 +105,30 @@ class DistributionalQValueModule(QValueModule):
                          action_mask_key=action_mask_key, out_keys=out_keys, var_nums=var_nums,
                          spec=spec, safe=safe, strict_shape=False)
         if not isinstance(support, torch.Tensor) or support.ndim != 1:
-            raise ValueError(f"{type(self).__name__}: support must be a 1-d tensor of atom values, "
-                             f"got {support!r}.")
+            raise ValueError(f"{type(self).__name__}: support must be a 1-d tensor of atom "
+                             f"values, got {support!r}.")
         self.register_buffer("support", support)
 
     def _default_out_keys(self, action_value_key):
         return [ACTION, action_value_key]
 
     def _check_log_probs(self, log_probs: torch.Tensor) -> None:
-        owner, key = type(self).__name__, self.action_value_key
-        if log_probs.ndim < 2 or log_probs.shape[-2] != self.support.shape[-1]:
-            raise ValueError(f"{owner}: {key!r} must have {self.support.shape[-1]} atoms in dim -2 "
-                             f"(one per support point), got shape {shape_str(log_probs.shape)}.")
+        owner, key, atoms = type(self).__name__, self.action_value_key, self.support.shape[-1]
+        if log_probs.ndim < 2 or log_probs.shape[-2] != atoms:  # torchrl: RuntimeError
+            raise InvalidValueError(f"{owner}: {key!r} must have {atoms} atoms in dim -2 (one "
+                                    f"per support point), got shape {shape_str(log_probs.shape)}.")
         self._check_values(log_probs)
-        # The one data-dependent check (skipped when compiling): log-probs are never positive.
-        if not torch.compiler.is_compiling() and (log_probs > 0).any():
+        # The one check that reads values (a GPU sync): log-probs are never positive.
+        check = validate_args() and not torch.compiler.is_compiling()
+        if check and (log_probs > 0).any():
             raise ValueError(f"{owner}: {key!r} must hold log-softmax values (<= 0), got a "
                              f"maximum of {log_probs.max().item():.4f}.")
+
+    def _action_mask(self, tensordict, log_probs: torch.Tensor) -> torch.Tensor:
+        mask = require_key(tensordict, self.action_mask_key, type(self).__name__)
+        if mask.ndim == log_probs.ndim:  # (*batch, atoms, n): allowed where any atom is
+            mask = mask.any(-2)
+        return mask  # (*batch, n)
 
     @dispatch(auto_batch_size=False)
     def forward(self, tensordict):
@@ -127,8 +137,7 @@ class DistributionalQValueModule(QValueModule):
         self._check_log_probs(log_probs)
         values = expected_value(log_probs, self.support.to(log_probs.device))  # (*batch, n)
         if self.action_mask_key is not None:
-            mask = require_key(tensordict, self.action_mask_key, owner)
-            values = torch.where(mask, values, torch.finfo(values.dtype).min)
+            values = mask_values(values, self._action_mask(tensordict, log_probs))
         action = greedy_action(values, self.action_space, self.var_nums)
         if self.safe:
             action = self._action_spec.project(action)
@@ -138,7 +147,7 @@ class DistributionalQValueModule(QValueModule):
 
 
 class DistributionalQValueHook(QValueHook):
-    """A forward hook that turns log-prob outputs ``(*batch, atoms, n)`` into ``(action, log_probs)``.
+    """A forward hook that makes a log-prob network return ``(action, log_probs)``.
 
     Built in chapter *Distributional DQN*.
 
@@ -235,8 +244,8 @@ class DistributionalQValueActor(QValueActor):
                  action_value_key: str = ACTION_VALUE, action_mask_key=None,
                  make_log_softmax: bool = True):
         self.action_value_key = action_value_key
-        module = _action_value_module(type(self).__name__, module, in_keys, action_value_key)
-        spec = _actor_spec(spec, ACTION, (action_value_key,))
+        module = self._value_module(module, in_keys, action_value_key)
+        spec = self._actor_spec(spec, ACTION, (action_value_key,))
         qvalue = DistributionalQValueModule(
             action_space=action_space, support=support, action_value_key=action_value_key,
             action_mask_key=action_mask_key, out_keys=[ACTION, action_value_key],

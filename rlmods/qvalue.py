@@ -14,14 +14,13 @@ import torch.nn.functional as F
 from tensordict.nn import TensorDictModuleBase, dispatch
 from torch import nn
 
-from rlmods._checks import require_key, shape_str
+from rlmods._checks import InvalidTypeError, InvalidValueError, require_key, shape_str
+from rlmods._keys import ACTION, ACTION_VALUE, CHOSEN_ACTION_VALUE, OBSERVATION
+from rlmods._spec_args import as_composite
 from rlmods.actors import SafeModule, SafeSequential
-from rlmods.envs import ACTION, OBSERVATION
 from rlmods.nets import MLP, ConvNet
 from rlmods.specs import (Binary, Categorical, Composite, MultiCategorical, MultiOneHot, OneHot,
                           TensorSpec)
-
-ACTION_VALUE, CHOSEN_ACTION_VALUE = "action_value", "chosen_action_value"
 
 # Every spelling torchrl accepts, mapped to one name per action space.
 ACTION_SPACES = {
@@ -111,10 +110,13 @@ def process_action_space(owner: str, action_space, spec, var_nums=None, action_k
     One argument is enough; when both are given they must agree. ``var_nums`` of the
     multi-discrete spaces comes from the spec's ``nvec`` when not given.
     """
-    if isinstance(action_space, TensorSpec):
-        raise TypeError(f"{owner}: action_space must be a string such as 'one_hot', got a "
-                        f"{type(action_space).__name__} spec; pass specs as spec=.")
-    action_spec = _leaf_action_spec(spec, action_key, owner) if isinstance(spec, Composite) else spec
+    if isinstance(action_space, TensorSpec):  # torchrl: TypeError or RuntimeError
+        raise InvalidTypeError(f"{owner}: action_space must be a string such as 'one_hot', got "
+                               f"a {type(action_space).__name__} spec; pass specs as spec=.")
+    if isinstance(spec, Composite):
+        action_spec = _leaf_action_spec(spec, action_key, owner)
+    else:
+        action_spec = spec
     inferred = None
     if action_spec is not None:
         inferred = next((name for cls, name in SPEC_SPACES if isinstance(action_spec, cls)), None)
@@ -127,8 +129,8 @@ def process_action_space(owner: str, action_space, spec, var_nums=None, action_k
                              "space, got neither.")
         action_space = inferred
     elif action_space not in ACTION_SPACES:
-        raise ValueError(f"{owner}: action_space must be one of {sorted(set(ACTION_SPACES.values()))}, "
-                         f"got {action_space!r}.")
+        raise ValueError(f"{owner}: action_space must be one of "
+                         f"{sorted(set(ACTION_SPACES.values()))}, got {action_space!r}.")
     action_space = ACTION_SPACES[action_space]
     if inferred is not None and inferred != action_space:
         raise ValueError(f"{owner}: action_space and spec must agree, got action_space="
@@ -143,12 +145,13 @@ def process_action_space(owner: str, action_space, spec, var_nums=None, action_k
                              "space (or pass a spec with nvec), got None.")
         var_nums = [int(n) for n in ([var_nums] if isinstance(var_nums, int) else var_nums)]
         if nvec is not None and var_nums != nvec:
-            raise ValueError(f"{owner}: var_nums must match the spec's nvec {nvec}, got {var_nums}.")
+            raise ValueError(f"{owner}: var_nums must match the spec's nvec {nvec}, "
+                             f"got {var_nums}.")
     return action_space, action_spec, var_nums
 
 
 class QValueModule(TensorDictModuleBase):
-    """Greedy action from action values, for one-hot, categorical, multi-discrete and binary actions.
+    """Greedy action from action values, for one-hot, categorical, multi-discrete, binary actions.
 
     Reads ``action_value`` ``(*batch, n)`` (and ``action_mask_key`` ``(*batch, n)``, bool);
     writes ``action``, ``action_value`` (masked entries set to the dtype's lowest number, as
@@ -187,17 +190,20 @@ class QValueModule(TensorDictModuleBase):
         super().__init__()
         owner = type(self).__name__
         action_value_key = ACTION_VALUE if action_value_key is None else action_value_key
-        out_keys = self._default_out_keys(action_value_key) if out_keys is None else list(out_keys)
-        if action_value_key not in out_keys:
-            raise ValueError(f"{owner}: out_keys must contain the action_value_key "
-                             f"{action_value_key!r}, got {out_keys}.")
+        if out_keys is None:
+            out_keys = self._default_out_keys(action_value_key)
+        out_keys = list(out_keys)
+        if action_value_key not in out_keys:  # torchrl: RuntimeError
+            raise InvalidValueError(f"{owner}: out_keys must contain the action_value_key "
+                                    f"{action_value_key!r}, got {out_keys}.")
         if strict_shape not in (True, False, None, "auto"):
             raise ValueError(f"{owner}: strict_shape must be True, False, None or 'auto', "
                              f"got {strict_shape!r}.")
         self.action_space, action_spec, self.var_nums = process_action_space(
             owner, action_space, spec, var_nums, out_keys[0])
         self.action_mask_key = action_mask_key
-        self.in_keys = [action_value_key] + ([action_mask_key] if action_mask_key is not None else [])
+        mask_keys = [] if action_mask_key is None else [action_mask_key]
+        self.in_keys = [action_value_key, *mask_keys]
         self.out_keys = out_keys
         self.safe, self.strict_shape = safe, strict_shape
         self.spec = spec if isinstance(spec, Composite) else Composite({out_keys[0]: action_spec})
@@ -216,17 +222,21 @@ class QValueModule(TensorDictModuleBase):
             return sum(self.var_nums)
         if action_spec is None:
             return None
-        return action_spec.shape[-1] if self.action_space in ("one_hot", "binary") else action_spec.n
+        if self.action_space in ("one_hot", "binary"):
+            return action_spec.shape[-1]
+        return action_spec.n
 
     @property
     def action_value_key(self):
         return self.in_keys[0]
 
     def _check_values(self, values: torch.Tensor) -> None:
+        # Under every strict_shape (torchrl checks nothing with a categorical spec and fails
+        # later with RuntimeError with a one-hot one).
         if self._num_values is not None and values.shape[-1] != self._num_values:
-            raise ValueError(f"{type(self).__name__}: {self.action_value_key!r} must have "
-                             f"{self._num_values} entries in its last dim, got shape "
-                             f"{shape_str(values.shape)}.")
+            raise InvalidValueError(f"{type(self).__name__}: {self.action_value_key!r} must have "
+                                    f"{self._num_values} entries in its last dim, got shape "
+                                    f"{shape_str(values.shape)}.")
 
     def _shape_action(self, action: torch.Tensor, batch_shape) -> torch.Tensor:
         if self._action_shape is None or self.strict_shape is False:
@@ -236,9 +246,10 @@ class QValueModule(TensorDictModuleBase):
             return action
         if self.strict_shape == "auto" and action.numel() == target.numel():
             return action.reshape(target)
-        raise ValueError(f"{type(self).__name__}: the action must have shape {shape_str(target)} "
-                         f"to match the spec, got shape {shape_str(action.shape)}"
-                         + ("." if self.strict_shape == "auto" else "; strict_shape='auto' reshapes it."))
+        hint = "." if self.strict_shape == "auto" else "; strict_shape='auto' reshapes it."
+        raise InvalidValueError(f"{type(self).__name__}: the action must have shape "
+                                f"{shape_str(target)} to match the spec, got shape "
+                                f"{shape_str(action.shape)}{hint}")
 
     @dispatch(auto_batch_size=False)
     def forward(self, tensordict):
@@ -248,7 +259,7 @@ class QValueModule(TensorDictModuleBase):
         if self.action_mask_key is not None:
             values = mask_values(values, require_key(tensordict, self.action_mask_key, owner))
         action = greedy_action(values, self.action_space, self.var_nums)
-        chosen = chosen_action_value(values, action, self.action_space, self.var_nums)  # (*batch, 1)
+        chosen = chosen_action_value(values, action, self.action_space, self.var_nums)  # (*B, 1)
         action = self._shape_action(action, values.shape[:-1])
         if self.safe:
             action = self._action_spec.project(action)
@@ -261,7 +272,7 @@ class QValueModule(TensorDictModuleBase):
 
 
 class QValueHook:
-    """A forward hook that turns an ``nn.Module``'s action values into ``(action, values, chosen)``.
+    """A forward hook that makes an ``nn.Module`` return ``(action, values, chosen)``.
 
     Register it with ``module.register_forward_hook(hook)``: the module then returns the
     triplet of a :class:`QValueModule` called on its output.
@@ -294,33 +305,6 @@ class QValueHook:
 
     def __call__(self, net: nn.Module, observation: torch.Tensor, values: torch.Tensor):
         return self.qvalue_model(**{self.action_value_key: values})
-
-
-def _action_value_module(owner: str, module, in_keys, action_value_key) -> TensorDictModuleBase:
-    """``module`` as a TensorDict module that writes ``action_value_key``."""
-    if isinstance(module, TensorDictModuleBase):
-        if action_value_key not in module.out_keys:
-            raise KeyError(f"{owner}: the module's out_keys must contain the action_value_key "
-                           f"{action_value_key!r}, got {module.out_keys}.")
-        return module
-    # rlmods' SafeModule, not tensordict's TensorDictModule: it writes without from_any.
-    return SafeModule(module, in_keys=[OBSERVATION] if in_keys is None else in_keys,
-                      out_keys=[action_value_key])
-
-
-def _actor_spec(spec, action_key, extra_keys) -> Composite:
-    """torchrl's actor spec: a Composite with the action leaf and None for the other outputs."""
-    if spec is None:
-        spec = Composite()
-    elif isinstance(spec, Composite):
-        spec = spec.clone()
-    else:
-        spec = Composite({action_key: spec}, shape=spec.shape[:-1])
-    if action_key not in spec.keys(True, True):
-        spec[action_key] = None
-    for key in extra_keys:
-        spec[key] = None
-    return spec
 
 
 class QValueActor(SafeSequential):
@@ -359,15 +343,34 @@ class QValueActor(SafeSequential):
         self.action_value_key = action_value_key  # as given, like torchrl (None by default)
         action_value_key = ACTION_VALUE if action_value_key is None else action_value_key
         action_key = ACTION if action_key is None else action_key
-        chosen_key = CHOSEN_ACTION_VALUE if chosen_action_value_key is None else chosen_action_value_key
-        module = _action_value_module(owner, module, in_keys, action_value_key)
-        spec = _actor_spec(spec, action_key, (action_value_key, chosen_key))
+        chosen_key = chosen_action_value_key or CHOSEN_ACTION_VALUE
+        module = self._value_module(module, in_keys, action_value_key)
+        spec = self._actor_spec(spec, action_key, (action_value_key, chosen_key))
         qvalue = QValueModule(action_space=action_space, action_value_key=action_value_key,
                               action_mask_key=action_mask_key,
                               out_keys=[action_key, action_value_key, chosen_key], spec=spec,
                               safe=safe, strict_shape=strict_shape)
         self.action_space = qvalue.action_space
         super().__init__(module, qvalue)
+
+    def _value_module(self, module, in_keys, action_value_key) -> TensorDictModuleBase:
+        """``module`` as a TensorDict module that writes ``action_value_key``."""
+        if isinstance(module, TensorDictModuleBase):
+            if action_value_key not in module.out_keys:
+                raise KeyError(f"{type(self).__name__}: the module's out_keys must contain the "
+                               f"action_value_key {action_value_key!r}, got {module.out_keys}.")
+            return module
+        # rlmods' SafeModule, not tensordict's TensorDictModule: it writes without from_any.
+        return SafeModule(module, in_keys=[OBSERVATION] if in_keys is None else in_keys,
+                          out_keys=[action_value_key])
+
+    def _actor_spec(self, spec, action_key, value_keys) -> Composite:
+        """torchrl's actor spec: the action's spec, and None (no constraint) for the values."""
+        spec = as_composite(spec, [action_key], type(self).__name__, batch_shape=True,
+                            strict=False)
+        for key in value_keys:
+            spec[key] = None
+        return spec
 
 
 class DuelingCnnDQNet(nn.Module):
@@ -392,11 +395,11 @@ class DuelingCnnDQNet(nn.Module):
         torch.Size([2, 6])
     """
 
-    def __init__(self, out_features: int, out_features_value: int = 1, cnn_kwargs: dict | None = None,
-                 mlp_kwargs: dict | None = None, device=None):
+    def __init__(self, out_features: int, out_features_value: int = 1,
+                 cnn_kwargs: dict | None = None, mlp_kwargs: dict | None = None, device=None):
         super().__init__()
-        cnn_kwargs = {"num_cells": [32, 64, 64], "strides": [4, 2, 1], "kernel_sizes": [8, 4, 3],
-                      **(cnn_kwargs or {})}
+        cnn_kwargs = {"num_cells": [32, 64, 64], "strides": [4, 2, 1],
+                      "kernel_sizes": [8, 4, 3], **(cnn_kwargs or {})}
         mlp_kwargs = {"depth": 1, "activation_class": nn.ELU, "num_cells": 512,
                       "bias_last_layer": True, **(mlp_kwargs or {})}
         self.out_features, self.out_features_value = out_features, out_features_value

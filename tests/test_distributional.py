@@ -10,7 +10,7 @@ from torch.testing import assert_close
 
 from rlmods import (MLP, Categorical, DistributionalDQNnet, DistributionalQValueActor,
                     DistributionalQValueHook, DistributionalQValueModule, OneHot,
-                    categorical_projection)
+                    categorical_projection, set_validate_args)
 from rlmods.distributional import expected_value
 
 NBINS, ACTIONS = 5, 4
@@ -165,3 +165,95 @@ def test_errors():
     with pytest.raises(ValueError, match="action_space and spec must agree"):
         DistributionalQValueActor(nn.Linear(3, 4), support=SUPPORT, spec=OneHot(4),
                                   action_space="categorical")
+
+
+# ---- a mask with an atom dim, as torchrl accepts it -----------------------------------------
+
+@pytest.mark.parametrize("space,ours,theirs", [
+    ("one_hot", OneHot(ACTIONS), tdata.OneHot(ACTIONS)),
+    ("categorical", Categorical(ACTIONS), tdata.Categorical(ACTIONS)),
+])
+def test_mask_with_an_atom_dim_matches_torchrl(space, ours, theirs):
+    # A (batch, atoms, n) mask, the same for every atom. With a positive support a masked action
+    # (expected value 0 in torchrl) is never the best, so torchrl's action is the right one.
+    support = torch.linspace(1.0, 3.0, NBINS)
+    log_probs = _log_probs(6)
+    allowed = torch.rand(6, ACTIONS, generator=torch.Generator().manual_seed(3)) > 0.5
+    allowed[:, 1] = True
+    mask = allowed.unsqueeze(-2).expand(6, NBINS, ACTIONS)
+    mine = DistributionalQValueModule(space, support=support, spec=ours, action_mask_key="mask")
+    ref = tm.DistributionalQValueModule(space, support=support, spec=theirs,
+                                        action_mask_key="mask")
+    out = mine(TensorDict(action_value=log_probs, mask=mask, batch_size=[6]))
+    expected = ref(TensorDict(action_value=log_probs, mask=mask, batch_size=[6]))
+    assert_close(out["action"], expected["action"])
+    flat = mine(TensorDict(action_value=log_probs, mask=allowed, batch_size=[6]))
+    assert_close(out["action"], flat["action"])  # same as the (batch, n) mask
+
+
+def test_mask_with_an_atom_dim_allows_an_action_with_any_allowed_atom():
+    support = torch.tensor([-1.0, 0.0, 1.0])
+    log_probs = torch.full((3, 2), 0.5).log()
+    log_probs[:, 1] = torch.tensor([0.0, 0.0, 1.0]).clamp_min(1e-6).log()  # action 1: E ~ 1
+    mask = torch.tensor([[True, False], [True, False], [True, True]])  # (atoms, n)
+    module = DistributionalQValueModule("categorical", support=support, action_mask_key="mask")
+    assert module(TensorDict(action_value=log_probs, mask=mask))["action"].item() == 1
+    assert module(TensorDict(action_value=log_probs, mask=mask.any(-2)))["action"].item() == 1
+    none = torch.tensor([[True, False]] * 3)  # every atom of action 1 masked
+    assert module(TensorDict(action_value=log_probs, mask=none))["action"].item() == 0
+
+
+# ---- the value check behind the validation switch --------------------------------------------
+
+def test_positive_log_probs_are_checked_only_while_validating():
+    module = DistributionalQValueModule("one_hot", support=SUPPORT)
+    with pytest.raises(ValueError, match="must hold log-softmax values"):
+        module(torch.ones(NBINS, ACTIONS))
+    with set_validate_args(False):
+        assert module(torch.ones(NBINS, ACTIONS))[0].sum().item() == 1
+
+
+# ---- exception types: a torchrl user's `except` keeps working ------------------------------
+
+def _raised(build):
+    """The exception ``build()`` raises (the test fails when it raises nothing)."""
+    try:
+        build()
+    except Exception as error:  # noqa: BLE001 - the type itself is what the test compares
+        return error
+    raise AssertionError("expected an exception, none was raised")
+
+
+ERROR_CASES = {
+    "support length differs from the atoms": (
+        lambda: DistributionalQValueModule("one_hot", SUPPORT)(torch.zeros(2, 3, ACTIONS)),
+        lambda: tm.DistributionalQValueModule("one_hot", SUPPORT)(torch.zeros(2, 3, ACTIONS))),
+    "positive log-probs": (
+        lambda: DistributionalQValueModule("one_hot", SUPPORT)(torch.ones(NBINS, ACTIONS)),
+        lambda: tm.DistributionalQValueModule("one_hot", SUPPORT)(torch.ones(NBINS, ACTIONS))),
+    "missing action_value": (
+        lambda: DistributionalQValueModule("one_hot", SUPPORT)(TensorDict(q=torch.zeros(2))),
+        lambda: tm.DistributionalQValueModule("one_hot", SUPPORT)(TensorDict(q=torch.zeros(2)))),
+    "missing action mask": (
+        lambda: DistributionalQValueModule("one_hot", SUPPORT, action_mask_key="m")(
+            TensorDict(action_value=_log_probs())),
+        lambda: tm.DistributionalQValueModule("one_hot", SUPPORT, action_mask_key="m")(
+            TensorDict(action_value=_log_probs()))),
+    "a spec as action_space (hook)": (
+        lambda: DistributionalQValueHook(OneHot(ACTIONS), SUPPORT),
+        lambda: tm.DistributionalQValueHook(tdata.OneHot(ACTIONS), SUPPORT)),
+    "a spec as action_space (actor)": (
+        lambda: DistributionalQValueActor(nn.Linear(3, 4), SUPPORT, action_space=OneHot(4)),
+        lambda: tm.DistributionalQValueActor(nn.Linear(3, 4), SUPPORT,
+                                             action_space=tdata.OneHot(4))),
+    "action_space and spec disagree": (
+        lambda: DistributionalQValueModule("categorical", SUPPORT, spec=OneHot(4)),
+        lambda: tm.DistributionalQValueModule("categorical", SUPPORT, spec=tdata.OneHot(4))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_error_types_match_torchrl(case):
+    ours, theirs = ERROR_CASES[case]
+    expected = _raised(theirs)
+    assert isinstance(_raised(ours), type(expected)), (type(_raised(ours)), type(expected))

@@ -9,8 +9,8 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 from torch.testing import assert_close
 
-from rlmods import (Binary, Bounded, Categorical, Composite, DuelingCnnDQNet, MultiCategorical,
-                    MultiOneHot, OneHot, QValueActor, QValueHook, QValueModule)
+from rlmods import (Binary, Bounded, Categorical, Composite, DuelingCnnDQNet, InvalidValueError,
+                    MultiCategorical, MultiOneHot, OneHot, QValueActor, QValueHook, QValueModule)
 from rlmods.qvalue import chosen_action_value, greedy_action
 
 KEYS = ("action", "action_value", "chosen_action_value")
@@ -256,3 +256,84 @@ def test_actor_error_when_the_module_does_not_write_the_action_value():
 def test_binary_sets_only_bits_with_a_positive_gain():
     values = torch.tensor([[0.0, -0.0, 1e-7, -1e-7]])
     assert greedy_action(values, "binary").tolist() == [[0, 0, 1, 0]]
+
+
+# ---- exception types: a torchrl user's `except` keeps working ------------------------------
+
+def _raised(build):
+    """The exception ``build()`` raises (the test fails when it raises nothing)."""
+    try:
+        build()
+    except Exception as error:  # noqa: BLE001 - the type itself is what the test compares
+        return error
+    raise AssertionError("expected an exception, none was raised")
+
+
+ERROR_CASES = {
+    "out_keys without the action_value_key": (
+        lambda: QValueModule("one_hot", out_keys=["action", "q", "chosen"]),
+        lambda: tm.QValueModule("one_hot", out_keys=["action", "q", "chosen"])),
+    "action shape differs from the spec (strict_shape=True)": (
+        lambda: QValueModule(spec=Categorical(3, shape=(1,)))(torch.zeros(5, 3)),
+        lambda: tm.QValueModule(spec=tdata.Categorical(3, shape=(1,)))(torch.zeros(5, 3))),
+    "values wider than the one-hot spec": (
+        lambda: QValueModule(spec=OneHot(3))(torch.zeros(5, 4)),
+        lambda: tm.QValueModule(spec=tdata.OneHot(3))(torch.zeros(5, 4))),
+    "values wider than the one-hot spec (strict_shape='auto')": (
+        lambda: QValueModule(spec=OneHot(3), strict_shape="auto")(torch.zeros(5, 4)),
+        lambda: tm.QValueModule(spec=tdata.OneHot(3), strict_shape="auto")(torch.zeros(5, 4))),
+    "a spec as action_space (module)": (
+        lambda: QValueModule(OneHot(3)), lambda: tm.QValueModule(tdata.OneHot(3))),
+    "a spec as action_space (actor)": (
+        lambda: QValueActor(nn.Linear(3, 4), action_space=OneHot(4)),
+        lambda: tm.QValueActor(nn.Linear(3, 4), action_space=tdata.OneHot(4))),
+    "a spec as action_space (hook)": (
+        lambda: QValueHook(OneHot(4)), lambda: tm.QValueHook(tdata.OneHot(4))),
+    "action_space and spec disagree": (
+        lambda: QValueModule("categorical", spec=OneHot(3)),
+        lambda: tm.QValueModule("categorical", spec=tdata.OneHot(3))),
+    "neither action_space nor spec": (lambda: QValueModule(), lambda: tm.QValueModule()),
+    "missing action_value": (
+        lambda: QValueModule("one_hot")(TensorDict(q=torch.zeros(2, 3))),
+        lambda: tm.QValueModule("one_hot")(TensorDict(q=torch.zeros(2, 3)))),
+    "missing action mask": (
+        lambda: QValueModule("one_hot", action_mask_key="m")(TensorDict(action_value=torch.zeros(3))),
+        lambda: tm.QValueModule("one_hot", action_mask_key="m")(
+            TensorDict(action_value=torch.zeros(3)))),
+    "the module does not write the action value": (
+        lambda: QValueActor(TensorDictModule(nn.Linear(3, 4), ["observation"], ["q"]),
+                            spec=OneHot(4)),
+        lambda: tm.QValueActor(TensorDictModule(nn.Linear(3, 4), ["observation"], ["q"]),
+                               spec=tdata.OneHot(4))),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_error_types_match_torchrl(case):
+    ours, theirs = ERROR_CASES[case]
+    expected = _raised(theirs)
+    assert isinstance(_raised(ours), type(expected)), (type(_raised(ours)), type(expected))
+
+
+def test_invalid_value_error_is_also_a_value_error():
+    error = _raised(lambda: QValueModule("one_hot", out_keys=["action", "q", "chosen"]))
+    assert isinstance(error, ValueError) and isinstance(error, RuntimeError)
+
+
+# ---- values whose last dim differs from the spec (issue: strict_shape="auto") -------------
+
+@pytest.mark.torchrl_bug
+def test_torchrl_accepts_values_wider_than_a_categorical_spec():
+    # torchrl reads 5 values for a 3-action spec and returns action 4, outside the spec.
+    values = torch.tensor([[0.0, 0.0, 0.0, 0.0, 1.0]])
+    ref = tm.QValueModule(spec=tdata.Categorical(3), strict_shape="auto")
+    action = ref(TensorDict(action_value=values, batch_size=[1]))["action"]
+    assert action.tolist() == [4] and not tdata.Categorical(3).is_in(action)
+
+
+@pytest.mark.parametrize("strict_shape", [True, "auto", False])
+def test_values_wider_than_the_spec_are_rejected_better_than_torchrl(strict_shape):
+    module = QValueModule(spec=Categorical(3), strict_shape=strict_shape)
+    with pytest.raises(InvalidValueError, match=r"'action_value' must have 3 entries in its "
+                                                 r"last dim, got shape \(1, 5\)\."):
+        module(TensorDict(action_value=torch.zeros(1, 5), batch_size=[1]))
