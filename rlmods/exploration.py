@@ -103,8 +103,10 @@ class _Annealed(TensorDictModuleBase):
         return 1.0 if init == end else (init - float(getattr(self, name))) / (init - end)
 
     def _read_action(self, tensordict: TensorDictBase):
-        """The action, its trailing shape checked against the spec, and the batch shape of the
-        tensordict holding it (the sub-tensordict for a nested key ``("agents", "action")``)."""
+        """The action (trailing shape checked) and the batch shape of the tensordict holding it.
+
+        For a nested key such as ``("agents", "action")`` that is the sub-tensordict's.
+        """
         owner = type(self).__name__
         action = require_key(tensordict, self.action_key, owner)
         check_trailing_shape(action, self._action_spec.shape, owner, key_str(self.action_key))

@@ -633,3 +633,73 @@ def test_runtime_error_cases_are_value_or_type_errors_too():
         assert isinstance(_raised(lambda: ERROR_CASES[case](rlmods, rlmods)), InvalidValueError)
     for case in ["egreedy_without_spec", "ou_without_spec"]:
         assert isinstance(_raised(lambda: ERROR_CASES[case](rlmods, rlmods)), InvalidTypeError)
+
+
+# --- the chapter's exploration-type table, against torchrl ---------------------------------------
+
+ALL_TYPES = [None, ExplorationType.RANDOM, *DETERMINISTIC_TYPES]
+
+
+def _action_module(name):
+    def make(lib, data):
+        spec = data.Bounded(-5.0, 5.0, (2,))
+        return {"EGreedyModule": lambda: lib.EGreedyModule(spec, 0.5),
+                "AdditiveGaussianModule": lambda: lib.AdditiveGaussianModule(spec),
+                "OrnsteinUhlenbeckProcessModule": lambda: lib.OrnsteinUhlenbeckProcessModule(spec),
+                }[name]()
+    return make
+
+
+def _changes_its_input(module, etype, td, key):
+    with set_exploration_type(etype) if etype is not None else warnings.catch_warnings():
+        out = module(td.clone())[key]
+    return not torch.equal(out, td[key])
+
+
+@pytest.mark.parametrize("etype", ALL_TYPES, ids=str)
+@pytest.mark.parametrize("name", ["EGreedyModule", "AdditiveGaussianModule",
+                                  "OrnsteinUhlenbeckProcessModule"])
+def test_action_modules_explore_under_the_same_types_as_torchrl(name, etype):
+    td = TensorDict({"action": torch.rand(64, 2), "is_init": torch.ones(64, 1, dtype=torch.bool)},
+                    [64])
+    ours = _changes_its_input(_action_module(name)(rlmods, rlmods), etype, td, "action")
+    theirs = _changes_its_input(_action_module(name)(rl, rl_data), etype, td, "action")
+    assert ours == theirs == (etype in (None, ExplorationType.RANDOM))
+
+
+@pytest.mark.parametrize("etype", ALL_TYPES, ids=str)
+@pytest.mark.parametrize("use_exploration_type", [True, False])
+@pytest.mark.parametrize("train", [True, False])
+def test_noisy_linear_is_noisy_under_the_same_types_and_modes_as_torchrl(etype, use_exploration_type,
+                                                                         train):
+    ours = NoisyLinear(4, 2, use_exploration_type=use_exploration_type).train(train)
+    theirs = rl.NoisyLinear(4, 2, use_exploration_type=use_exploration_type).train(train)
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(3, 4)
+    mean = torch.nn.functional.linear(x, theirs.weight_mu, theirs.bias_mu)
+    with set_exploration_type(etype) if etype is not None else warnings.catch_warnings():
+        out_ours, out_theirs = ours(x), theirs(x)
+    torch.testing.assert_close(out_ours, out_theirs)
+    noisy = etype is ExplorationType.RANDOM if use_exploration_type else train
+    assert (not torch.equal(out_ours, mean)) == noisy
+
+
+@pytest.mark.parametrize("etype", ALL_TYPES, ids=str)
+@pytest.mark.parametrize("train", [True, False])
+def test_consistent_dropout_module_follows_train_eval_like_torchrl(etype, train):
+    td = TensorDict({"x": torch.ones(16, 8)}, [16])
+    ours = ConsistentDropoutModule(0.5, in_keys="x").train(train)
+    theirs = rl.ConsistentDropoutModule(0.5, in_keys="x").train(train)
+    assert _changes_its_input(ours, etype, td, "x") == _changes_its_input(theirs, etype, td, "x") \
+        == train
+
+
+@pytest.mark.parametrize("name", ["EGreedyModule", "AdditiveGaussianModule",
+                                  "OrnsteinUhlenbeckProcessModule"])
+def test_spec_property_has_torchrl_keys_and_batch_shape(name):
+    ours = getattr(rlmods, name)(Bounded(-1.0, 1.0, (4, 2))).spec
+    theirs = getattr(rl, name)(rl_data.Bounded(-1.0, 1.0, (4, 2))).spec
+    assert sorted(ours.keys()) == sorted(theirs.keys()) and ours.shape == theirs.shape == (4,)
+    assert [ours[key] is None for key in sorted(ours.keys())] == \
+        [theirs[key] is None for key in sorted(theirs.keys())]
+    assert ours["action"].shape == (4, 2)
