@@ -200,7 +200,7 @@ class TanhNormal(D.Distribution):
         self.loc, self.scale = loc, scale
         self._cache = None  # (action, pre-tanh draw) of the last sample
         split = loc.ndim - self._event_dims
-        super().__init__(loc.shape[:split], loc.shape[split:], validate_args=False)
+        D.Distribution.__init__(self, loc.shape[:split], loc.shape[split:], validate_args=False)
 
     @property
     def low(self) -> torch.Tensor:
@@ -403,7 +403,7 @@ class TanhDelta(Delta):
 
 
 class IndependentNormal(D.Independent):
-    """A diagonal Normal whose last ``event_dim`` dims form one event, with optional ``tanh_loc``.
+    """A diagonal Normal; the last ``event_dim`` dims form one event (optional ``tanh_loc``).
 
     Built in chapter *Distributions*. With ``tanh_loc=True`` the location is
     ``upscale * tanh(loc / upscale)`` from construction on (torchrl applies it only in
@@ -506,7 +506,7 @@ def _times_log_pdf(x: torch.Tensor, log_z: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 class TruncatedNormal(D.Distribution):
-    """A Normal(loc, scale) restricted to ``[low, high]``, renormalised; the last dim is the event.
+    """A Normal(loc, scale) restricted to ``[low, high]`` and renormalised (event: last dim).
 
     With alpha = (low - loc)/scale, beta = (high - loc)/scale and Z = Phi(beta) - Phi(alpha):
     log_prob = log phi((x - loc)/scale) - log scale - log Z inside the bounds and -inf outside,
@@ -551,7 +551,7 @@ class TruncatedNormal(D.Distribution):
         self.loc, self.scale, low, high = torch.broadcast_tensors(loc, scale, self.low, self.high)
         self._alpha, self._beta = (low - self.loc) / self.scale, (high - self.loc) / self.scale
         self._log_z = _log_ndtr_diff(self._alpha, self._beta)
-        super().__init__(self.loc.shape[:-1], self.loc.shape[-1:], validate_args=False)
+        D.Distribution.__init__(self, self.loc.shape[:-1], self.loc.shape[-1:], validate_args=False)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         z = (value - self.loc) / self.scale
@@ -700,7 +700,7 @@ class OneHotCategorical(D.Categorical):
 
 
 class MaskedCategorical(D.Categorical):
-    """A categorical distribution over the allowed actions: a dense ``mask`` or sparse ``indices``.
+    """A categorical over the allowed actions only: a dense ``mask`` or sparse ``indices``.
 
     Dense: ``mask`` (bool, like ``logits``) marks the allowed actions. Sparse: ``indices``
     ``(*batch, k)`` lists them, padded with ``padding_value``. Disallowed actions get
@@ -790,11 +790,11 @@ class MaskedCategorical(D.Categorical):
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         position, allowed = self._position(value)
-        log_prob = super().log_prob(position)
+        log_prob = D.Categorical.log_prob(self, position)
         return torch.where(allowed, log_prob, torch.full_like(log_prob, self.neg_inf))
 
     def sample(self, sample_shape: torch.Size | Sequence[int] = torch.Size()) -> torch.Tensor:
-        position = super().sample(torch.Size(sample_shape))  # (*S, *B)
+        position = D.Categorical.sample(self, torch.Size(sample_shape))  # (*S, *B)
         return self._to_action(position)
 
     def _to_action(self, position: torch.Tensor) -> torch.Tensor:
@@ -818,7 +818,7 @@ class MaskedCategorical(D.Categorical):
 
 
 class MaskedOneHotCategorical(MaskedCategorical):
-    """:class:`MaskedCategorical` in one-hot form: samples and log_prob inputs are ``(*batch, n)``.
+    """:class:`MaskedCategorical` in one-hot form: samples and values are ``(*batch, n)``.
 
     Built in chapter *Distributions*. ``rsample`` follows ``grad_method`` as in
     :class:`OneHotCategorical`; ``mode`` is always a single allowed one-hot (torchrl returns
