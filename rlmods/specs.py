@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as nn_functional
 from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, unravel_key
 
-from rlmods._checks import InvalidTypeError, InvalidValueError, check_trailing_shape, shape_str
+from rlmods._checks import InvalidTypeError, InvalidValueError, shape_str
 
 RESERVED_KEYS = ("shape", "device", "dtype", "space")  # Composite attributes, never entry names
 
@@ -47,6 +47,14 @@ def _as_index(index):
 def _indexed_shape(shape, index) -> torch.Size:
     """The shape of ``tensor[index]`` for a tensor of ``shape``; out-of-range indices raise."""
     return torch.zeros(()).expand(_concrete(shape))[index].shape  # expand: no memory used
+
+
+def _check_trailing(value: torch.Tensor, shape, owner: str, what: str) -> None:
+    """Raise InvalidValueError (torchrl raises RuntimeError) unless ``value`` ends with ``shape``."""
+    shape = tuple(shape)
+    if value.ndim < len(shape) or tuple(value.shape[value.ndim - len(shape):]) != shape:
+        raise InvalidValueError(f"{owner}: {what} must end with shape {shape_str(shape)}, "
+                                f"got shape {shape_str(value.shape)}.")
 
 
 def _expanded_shape(spec, shape) -> torch.Size:
@@ -131,7 +139,7 @@ class TensorSpec:
         Projection is branch-free (no ``is_in`` test first), so it is the same code
         path for every input and friendly to ``torch.compile`` and CUDA graphs.
         """
-        check_trailing_shape(value, self.shape, type(self).__name__, "the value to project")
+        _check_trailing(value, self.shape, type(self).__name__, "the value to project")
         return self._project(value)
 
     def assert_is_in(self, value: torch.Tensor) -> None:
@@ -232,10 +240,10 @@ class TensorSpec:
             [1.0, 2.0]
         """
         batch = self.ndim - self._event_ndim
-        if not -batch <= dim < batch:
+        if not -self.ndim <= dim < self.ndim or dim % self.ndim >= batch:
             raise IndexError(f"{type(self).__name__}.unbind: dim must be a batch dim, in "
-                             f"[{-batch}, {batch}), got {dim}.")
-        dim %= batch
+                             f"[{-self.ndim}, {batch}), got {dim}.")
+        dim %= self.ndim
         return tuple(self[(slice(None),) * dim + (i,)] for i in range(self.shape[dim]))
 
     @classmethod
@@ -278,6 +286,10 @@ class TensorSpec:
 
     def _scalars(self) -> tuple[str, ...]:
         return ()
+
+    def _stack_names(self) -> tuple[str, ...]:
+        """The per-element tensors (bounds, masks) that ``torch.stack`` stacks."""
+        return self._per_element
 
     def __repr__(self) -> str:
         fields = [f"shape={shape_str(self.shape)}"]
@@ -488,7 +500,7 @@ class OneHot(TensorSpec):
         if mask is not None:
             shape, groups = self._mask_layout()
             mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
-            check_trailing_shape(mask, shape[-1:], type(self).__name__, "mask")
+            _check_trailing(mask, shape[-1:], type(self).__name__, "mask")
             if not all(group.any(-1).all() for group in mask.split(groups, -1)):
                 raise ValueError(f"{type(self).__name__}: mask must allow at least one category "
                                  "in every row, got a row of all False.")
@@ -520,7 +532,13 @@ class OneHot(TensorSpec):
     def encode(self, value, ignore_device: bool = False) -> torch.Tensor:
         """Category indices (a gymnasium ``Discrete`` action) to one-hot vectors."""
         index = torch.as_tensor(np.asarray(value), dtype=torch.int64)
-        return self.to_one_hot(index.to(None if ignore_device else self.device))
+        return self._check_encoded(self.to_one_hot(index.to(None if ignore_device else self.device)))
+
+    def to_numpy(self, value: torch.Tensor, safe: bool | None = None) -> np.ndarray:
+        """The category indices of one-hot ``value``, what a gymnasium ``Discrete`` takes."""
+        if safe:
+            self.assert_is_in(value)
+        return self.to_categorical(value).detach().cpu().numpy()
 
     def to_one_hot(self, value: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
         """Category indices to one-hot vectors of this spec's dtype."""
@@ -718,7 +736,7 @@ class MultiOneHot(OneHot):
     def encode(self, value, ignore_device: bool = False) -> torch.Tensor:
         """Per-group category indices (a gymnasium ``MultiDiscrete`` action) to one-hot."""
         index = torch.as_tensor(np.asarray(value), dtype=torch.int64, device=self.device)
-        return self.to_one_hot(index)
+        return self._check_encoded(self.to_one_hot(index))
 
     def to_one_hot(self, value: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
         return torch.cat([torch.nn.functional.one_hot(v.long(), n).to(self.dtype)
@@ -817,6 +835,9 @@ class MultiCategorical(Categorical):
             rows = self.mask.unsqueeze(-2).expand(*self.shape, self.mask.shape[-1])
             new.mask = transform(rows)[..., 0, :]
         return new
+
+    def _stack_names(self) -> tuple[str, ...]:
+        return ("_allowed", "mask")
 
     def _one_hot_nvec(self) -> list[int]:
         if np.ndim(self.nvec) > 1:
@@ -1149,7 +1170,7 @@ class Composite(TensorSpec):
             value, selected_keys = {selected_keys: value}, [selected_keys]
         for key, spec in self._specs.items():
             if spec is not None and (selected_keys is None or key in selected_keys):
-                spec.type_check(value[key], key)
+                spec.type_check(value[key])  # a nested Composite checks all its entries
 
     def project(self, value: TensorDictBase) -> TensorDictBase:
         """Project every entry that ``value`` holds into its spec (in place, returned)."""
@@ -1239,4 +1260,262 @@ class Composite(TensorSpec):
                         for key, spec in self._specs.items())
         return f"{type(self).__name__}({inner},\n    shape={shape_str(self.shape)})"
 
-_TORCH_FUNCTIONS: dict = {}
+
+def _index_parts(stack, index):
+    """``stack[index]`` for a lazy stack: the index at the stack dim picks parts, the rest
+    indexes each part (ints, slices and 1-D index tensors)."""
+    index = _as_index(index)
+    index = index if isinstance(index, tuple) else (index,)
+    if any(i is Ellipsis or i is None for i in index):
+        raise InvalidValueError(f"{type(stack).__name__}: an index must hold only ints, slices "
+                                f"and index tensors, got {index!r}.")
+    index += (slice(None),) * (stack.dim + 1 - len(index))
+    rest = index[:stack.dim] + index[stack.dim + 1:]
+    parts = [part[rest] if rest else part for part in stack._parts]
+    chosen = torch.arange(len(parts))[index[stack.dim]]
+    if chosen.ndim == 0:
+        return parts[int(chosen)]
+    new_dim = sum(not isinstance(i, int) for i in index[:stack.dim])
+    return _stack([parts[i] for i in chosen.tolist()], new_dim)
+
+
+class _LazyStack:
+    """What the two lazy stacks share: ``_parts`` stacked along ``dim``."""
+
+    _parts: list
+    dim: int
+
+    def __getitem__(self, index):
+        if isinstance(self, Composite) and _is_key(index):
+            return Composite.__getitem__(self, index)
+        return _index_parts(self, index)
+
+    def unbind(self, dim: int = 0) -> tuple:
+        if dim in (self.dim, self.dim - self.ndim):
+            return tuple(self._parts)
+        return TensorSpec.unbind(self, dim)
+
+    def _unbound(self, value) -> tuple[int, tuple]:
+        """The dim of ``value`` (which may have extra leading dims) that runs along the parts."""
+        dim = value.ndim - self.ndim + self.dim
+        return dim, value.unbind(dim)
+
+    def is_in(self, value) -> bool:
+        if value.shape[value.ndim - self.ndim:][self.dim] != len(self._parts):
+            return False
+        return all(part.is_in(v) for part, v in zip(self._parts, self._unbound(value)[1]))
+
+    def _with_shape(self, shape, transform):
+        raise InvalidValueError(f"{type(self).__name__}: reshaping a lazy stack is not "
+                                f"supported; reshape each of spec.unbind({self.dim}).")
+
+    def expand(self, *shape):
+        shape = _expanded_shape(self, shape)
+        lead = shape[:len(shape) - self.ndim]
+        return type(self)([p.expand(*lead, *p.shape) for p in self._parts], self.dim + len(lead))
+
+    def to(self, dest):
+        return self if dest is None else type(self)([p.to(dest) for p in self._parts], self.dim)
+
+    def clone(self):
+        return type(self)([part.clone() for part in self._parts], self.dim)
+
+    def __eq__(self, other) -> bool:
+        return (type(self) is type(other) and self.dim == other.dim
+                and len(self._parts) == len(other._parts)
+                and all(a == b for a, b in zip(self._parts, other._parts)))
+
+
+class Stacked(_LazyStack, TensorSpec):
+    """Leaf specs of one class stacked along ``dim`` that no single spec describes.
+
+    Built by ``torch.stack`` when the specs' shapes or ``n``/``nvec`` differ; ``shape`` has
+    ``-1`` where the parts' sizes differ. ``rand``/``zero``/``one`` stack the parts' values
+    (when the sizes agree); ``is_in``/``project`` check or project each slice by its part.
+
+    Examples:
+        >>> spec = torch.stack([Categorical(2), Categorical(3)], 0)
+        >>> type(spec).__name__, spec.shape, spec[1] == Categorical(3)
+        ('Stacked', torch.Size([2]), True)
+        >>> bool(spec.is_in(torch.tensor([1, 2]))), bool(spec.is_in(torch.tensor([2, 1])))
+        (True, False)
+        >>> torch.stack([Unbounded(3), Unbounded(4)], 0).shape
+        torch.Size([2, -1])
+    """
+
+    def __init__(self, specs, dim: int = 0):
+        sizes = [n[0] if len(set(n)) == 1 else -1 for n in zip(*(s.shape for s in specs))]
+        super().__init__([*sizes[:dim], len(specs), *sizes[dim:]], specs[0].device,
+                         specs[0].dtype)
+        self._parts, self.dim, self.domain = list(specs), dim, specs[0].domain
+        self._event_ndim = specs[0]._event_ndim
+
+    def _values(self, method: str, shape) -> torch.Tensor:
+        if -1 in self.shape:
+            raise InvalidValueError(f"Stacked: the parts' shapes differ ({shape_str(self.shape)}"
+                                    f"), so no tensor holds them; use spec.unbind({self.dim}).")
+        values = [getattr(part, method)(shape) for part in self._parts]
+        return torch.stack(values, len(_size(shape)) + self.dim)
+
+    def rand(self, shape=None) -> torch.Tensor:
+        return self._values("rand", shape)
+
+    def zero(self, shape=None) -> torch.Tensor:
+        return self._values("zero", shape)
+
+    def one(self, shape=None) -> torch.Tensor:
+        return self._values("one", shape)
+
+    zeros, ones = zero, one
+
+    def is_in(self, value: torch.Tensor) -> bool:
+        return self._shape_matches(value) and _LazyStack.is_in(self, value)
+
+    def _project(self, value: torch.Tensor) -> torch.Tensor:
+        dim, values = self._unbound(value)
+        return torch.stack([part.project(v) for part, v in zip(self._parts, values)], dim)
+
+    def cardinality(self) -> int:
+        return int(np.prod([part.cardinality() for part in self._parts]))
+
+
+class StackedComposite(_LazyStack, Composite):
+    """Composites stacked along ``dim`` whose entries differ: a lazy stack, as torchrl's.
+
+    Built by ``torch.stack`` when the Composites are not all equal (agents with different
+    observation sizes, ...). ``spec[key]`` stacks the parts' entries (keys that every part
+    holds); ``rand``/``zero``/``one`` give a ``LazyStackedTensorDict`` (dense when the
+    entries' shapes agree); ``spec[i]`` along ``dim`` is the ``i``-th Composite.
+
+    Examples:
+        >>> spec = torch.stack([Composite(obs=Unbounded(3)), Composite(obs=Unbounded(4))], 0)
+        >>> type(spec).__name__, spec.shape, spec["obs"].shape, spec[1]["obs"].shape
+        ('StackedComposite', torch.Size([2]), torch.Size([2, -1]), torch.Size([4]))
+        >>> td = spec.rand()
+        >>> td[1]["obs"].shape, spec.is_in(td)
+        (torch.Size([4]), True)
+    """
+
+    def __init__(self, specs, dim: int = 0):
+        shape = specs[0].shape
+        self._shape = torch.Size([*shape[:dim], len(specs), *shape[dim:]])
+        self.device, self.dtype, self._locked = specs[0].device, None, False
+        self._parts, self.dim = list(specs), dim
+
+    @property
+    def _specs(self) -> dict:
+        """The entries every part holds, each the stack of the parts' entries."""
+        keys = [k for k in self._parts[0]._specs if all(k in p._specs for p in self._parts)]
+        entries = {key: [part._specs[key] for part in self._parts] for key in keys}
+        return {key: None if None in specs else _stack(specs, self.dim)
+                for key, specs in entries.items()}
+
+    def __setitem__(self, key, spec) -> None:
+        if not _is_key(key):
+            raise TypeError(f"Composite: keys must be strings or tuples of strings, got {key!r}.")
+        specs = [None] * len(self._parts) if spec is None else spec.unbind(self.dim)
+        for part, sub in zip(self._parts, specs):
+            part[key] = sub
+
+    def __delitem__(self, key) -> None:
+        for part in self._parts:
+            del part[key]
+
+    def _set_lock(self, locked: bool, recurse: bool | None) -> "StackedComposite":
+        self._locked = locked
+        for part in self._parts:
+            part._set_lock(locked, recurse)
+        return self
+
+    def clear_device_(self) -> "StackedComposite":
+        self.device = None
+        for part in self._parts:
+            part.clear_device_()
+        return self
+
+    def _build(self, method: str, shape) -> TensorDictBase:
+        values = [getattr(part, method)(shape) for part in self._parts]
+        return LazyStackedTensorDict.maybe_dense_stack(values, len(_size(shape)) + self.dim)
+
+    def project(self, value: TensorDictBase) -> TensorDictBase:
+        """A new stack: each slice along ``dim`` projected into its part."""
+        dim, values = self._unbound(value)
+        projected = [part.project(v) for part, v in zip(self._parts, values)]
+        return LazyStackedTensorDict.maybe_dense_stack(projected, dim)
+
+
+def _dense_stack(specs, dim: int) -> TensorSpec:
+    """One spec of the same class whose per-element tensors (bounds, masks) are stacked."""
+    new = copy.copy(specs[0])
+    new.shape = torch.Size([*new.shape[:dim], len(specs), *new.shape[dim:]])
+    for name in new._stack_names():
+        values = [getattr(spec, name) for spec in specs]
+        like = next((v for v in values if v is not None), None)
+        if like is not None:  # a missing mask allows everything
+            values = [torch.ones_like(like) if v is None else v for v in values]
+            setattr(new, name, torch.stack(values, dim))
+    return new
+
+
+def _stack(specs, dim: int = 0, *, out=None) -> TensorSpec:
+    """``torch.stack(specs, dim)``: the spec of the stacked values.
+
+    Equal specs give one dense spec, and so do leaf specs that differ only in their bounds
+    or masks (those are stacked); otherwise a lazy ``Stacked`` or ``StackedComposite``.
+
+    Examples:
+        >>> spec = torch.stack([Bounded(0.0, 1.0, (2,)), Bounded(0.0, 2.0, (2,))], 0)
+        >>> type(spec).__name__, spec.high.tolist()
+        ('Bounded', [[1.0, 1.0], [2.0, 2.0]])
+    """
+    specs = list(specs)
+    if out is not None:
+        raise InvalidValueError("torch.stack: out= is not supported for specs, got one.")
+    if not specs:
+        raise InvalidValueError("torch.stack: needs at least one spec, got an empty list.")
+    first, composite = specs[0], isinstance(specs[0], Composite)
+    checks = ("shape",) if composite else ("device", "dtype", "ndim")
+    for spec in specs[1:]:
+        if isinstance(spec, Composite) != composite or not (composite or type(spec) is type(first)):
+            raise InvalidTypeError(f"torch.stack: the specs must be of one class, got "
+                                   f"{type(first).__name__} and {type(spec).__name__}.")
+        for what in checks:
+            if getattr(spec, what) != getattr(first, what):
+                raise InvalidValueError(f"torch.stack: the specs' {what} must agree, got "
+                                        f"{getattr(first, what)} and {getattr(spec, what)}.")
+    batch = first.ndim - first._event_ndim
+    if not -first.ndim - 1 <= dim <= batch:
+        raise ValueError(f"torch.stack: dim must be in [{-first.ndim - 1}, {batch}] for "
+                         f"{type(first).__name__} of shape {shape_str(first.shape)}, got {dim}.")
+    dim %= first.ndim + 1
+    if all(spec == first for spec in specs[1:]):
+        shape = [*first.shape[:dim], len(specs), *first.shape[dim:]]
+        return first.unsqueeze(dim).expand(shape)
+    if composite:
+        return StackedComposite(specs, dim)
+    scalars = [(s.shape, [getattr(s, name) for name in s._scalars()]) for s in specs]
+    if isinstance(first, Stacked) or any(x != scalars[0] for x in scalars):
+        return Stacked(specs, dim)
+    return _dense_stack(specs, dim)
+
+
+def _index_select(spec: TensorSpec, dim: int, index: torch.Tensor) -> TensorSpec:
+    """``torch.index_select(spec, dim, index)``: the spec of ``value.index_select(dim, index)``.
+
+    Examples:
+        >>> spec = Bounded(0.0, torch.tensor([1.0, 2.0, 3.0]))
+        >>> torch.index_select(spec, 0, torch.tensor([2, 0])).high
+        tensor([3., 1.])
+    """
+    if not -spec.ndim <= dim < spec.ndim or index.ndim > 1:
+        raise IndexError(f"torch.index_select: needs a dim in [{-spec.ndim}, {spec.ndim}) and a "
+                         f"1-D index, got dim={dim} and index of shape {shape_str(index.shape)}.")
+    dim %= spec.ndim
+    if dim >= spec.ndim - spec._event_ndim:
+        raise ValueError(f"torch.index_select: dim {dim} of {type(spec).__name__} holds its "
+                         "categories, not a batch dim.")
+    return spec[(slice(None),) * dim + (index.reshape(-1),)]
+
+
+_TORCH_FUNCTIONS = {torch.stack: _stack, torch.index_select: _index_select,
+                    torch.unbind: lambda spec, dim=0: spec.unbind(dim)}

@@ -311,3 +311,488 @@ def test_torchrl_update_cannot_replace_a_nested_composite_by_a_leaf():
     spec = trl.Composite(obs=trl.Composite(x=trl.Unbounded(1)))
     with pytest.raises(AttributeError, match="has no attribute 'items'"):
         spec.update({"obs": trl.Unbounded(2)})
+
+
+# ---- issue 9: bugs ----------------------------------------------------------------
+
+def _typed(m):
+    return m.Composite(a=m.Unbounded(2), b=m.Composite(c=m.Categorical(3)))
+
+
+def test_composite_type_check_takes_a_tensordict_like_torchrl():
+    for m in (rlmods, trl):
+        spec = _typed(m)
+        spec.type_check(spec.zero())
+        spec.type_check(torch.zeros(2), "a")
+        bad = spec.zero()
+        bad["a"] = torch.zeros(2, dtype=torch.float64)
+        with pytest.raises(TypeError, match="torch.float64"):
+            spec.type_check(bad)
+
+
+def test_composite_type_check_checks_nested_entries_better_than_torchrl():
+    bad = _typed(rlmods).zero()
+    bad["b", "c"] = torch.zeros((), dtype=torch.int32)
+    with pytest.raises(TypeError, match="Categorical: value dtype must be torch.int64, got "
+                                        "torch.int32"):
+        _typed(rlmods).type_check(bad)
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_type_check_skips_nested_entries():
+    bad = _typed(trl).zero()
+    bad["b", "c"] = torch.zeros((), dtype=torch.int32)
+    _typed(trl).type_check(bad)  # passes: the nested call filters on the key "b"
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: m.MultiCategorical([2, 3]),
+    lambda m: m.MultiCategorical([2, 3], shape=(4, 2)),
+    lambda m: m.MultiOneHot([2, 3]),
+    lambda m: m.MultiOneHot([3, 1, 2], shape=(2, 6)),
+])
+def test_multi_enumerate_matches_torchrl(make):
+    ours, theirs = make(rlmods), make(trl)
+    values = ours.enumerate()
+    torch.testing.assert_close(values, theirs.enumerate())
+    assert len(values) == ours.cardinality() and ours.is_in(values)
+
+
+def test_2d_nvec_enumerate_counts_every_value_better_than_torchrl():
+    spec = MultiCategorical([[2, 3], [2, 3]])
+    values = spec.enumerate()
+    assert len(values) == spec.cardinality() == 36 and spec.is_in(values)
+    assert len(set(map(str, values.tolist()))) == 36
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_2d_nvec_enumerate_misses_values():
+    spec = trl.MultiCategorical([[2, 3], [2, 3]])
+    assert spec.cardinality() == 36 and len(spec.enumerate()) == 6
+
+
+def test_multicategorical_masked_enumerate_stays_in_the_mask():
+    spec = MultiCategorical([2, 3], mask=torch.tensor([False, True, True, False, True]))
+    assert spec.enumerate(use_mask=True).tolist() == [[1, 0], [1, 2]]
+    assert len(spec.enumerate()) == 6
+
+
+def test_composite_enumerate_matches_torchrl():
+    def make(m):
+        return m.Composite(a=m.Categorical(2, shape=(3,)), b=m.OneHot(3, shape=(3, 3)),
+                           shape=(3,))
+    ours, theirs = make(rlmods).enumerate(), make(trl).enumerate()
+    assert ours.batch_size == theirs.batch_size == (6, 3)
+    for key in ("a", "b"):
+        torch.testing.assert_close(ours[key], theirs[key])
+
+
+@pytest.mark.parametrize("make,value", [
+    (lambda m: m.Unbounded(2), 0),
+    (lambda m: m.Unbounded(2), [1.0, 2.0, 3.0]),
+    (lambda m: m.Bounded(0.0, 1.0, (2,)), 0.5),
+    (lambda m: m.Categorical(3, shape=(2,)), 2),
+])
+def test_encode_rejects_a_value_of_the_wrong_shape_like_torchrl(make, value):
+    with pytest.raises(RuntimeError, match="Shape mismatch"):
+        make(trl).encode(value)
+    with pytest.raises(ValueError, match=r"\.encode: the value must end with shape \(2,\), got"):
+        make(rlmods).encode(value)
+
+
+def test_encode_keeps_batched_and_reshapes_flat_values():
+    assert Unbounded(2).encode(np.zeros((5, 2))).shape == (5, 2)
+    torch.testing.assert_close(Unbounded((2, 2)).encode([1, 2, 3, 4]),
+                               torch.tensor([[1.0, 2.0], [3.0, 4.0]]))
+    assert OneHot(4).encode([0, 3]).shape == (2, 4)
+    with pytest.raises(ValueError, match=r"OneHot.encode: the value must end with shape \(2, 4\)"):
+        OneHot(4, shape=(2, 4)).encode(1)
+
+
+def test_encode_checks_a_tensor_too_better_than_torchrl():
+    with pytest.raises(ValueError, match=r"Unbounded.encode: .* got shape \(3,\)"):
+        Unbounded(2).encode(torch.zeros(3))
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_encode_passes_a_tensor_of_any_shape():
+    assert trl.Unbounded(2).encode(torch.zeros(3)).shape == (3,)
+
+
+def test_nested_composite_without_shape_takes_the_parent_shape_like_torchrl():
+    for m in (rlmods, trl):
+        inner = m.Composite(b=m.Unbounded((4, 2)))
+        spec = m.Composite(a=inner, shape=(4,))
+        assert spec["a"].shape == (4,) and inner.shape == ()  # the caller's spec is unchanged
+        spec["c"] = m.Composite()
+        assert spec["c"].shape == (4,)
+
+
+def test_multicategorical_2d_nvec_like_torchrl():
+    nvec = [[2, 3], [4, 5]]
+    ours, theirs = MultiCategorical(nvec), trl.MultiCategorical(nvec)
+    assert ours.shape == theirs.shape == (2, 2) and ours.cardinality() == theirs.cardinality()
+    sample = ours.rand((500,))
+    assert sample.shape == (500, 2, 2) and theirs.is_in(sample) and ours.is_in(sample)
+    assert sample.amax(0).tolist() == [[1, 2], [3, 4]]  # every category is drawn, none above
+    for value in ([[1, 2], [3, 4]], [[1, 3], [3, 4]], [[2, 0], [0, 0]]):
+        value = torch.tensor(value)
+        assert ours.is_in(value) == theirs.is_in(value)
+    assert ours.project(torch.tensor([[9, 9], [9, -4]])).tolist() == [[1, 2], [3, 0]]
+    assert MultiCategorical(nvec, shape=(3, 2, 2)).rand().shape == (3, 2, 2)
+
+
+def test_multicategorical_2d_nvec_errors():
+    with pytest.raises(ValueError, match=r"MultiCategorical: a mask needs a 1-D nvec, got nvec "
+                                         r"of shape \(2, 2\)"):
+        MultiCategorical([[2, 3], [4, 5]], mask=torch.ones(2, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="MultiCategorical: one-hot needs a 1-D nvec"):
+        MultiCategorical([[2, 3], [4, 5]]).to_one_hot_spec()
+
+
+@pytest.mark.parametrize("make", [lambda m: m.Unbounded((3, 2)),
+                                  lambda m: m.Composite(a=m.Unbounded((3, 2)), shape=(3,))])
+def test_index_out_of_range_raises_like_torchrl(make):
+    for m in (rlmods, trl):
+        with pytest.raises(IndexError, match="out of bounds"):
+            make(m)[5]
+
+
+@pytest.mark.parametrize("index", [[[0, 1]], [0, 2], [[0], [1]], (slice(None), [0, 1])])
+def test_list_index_follows_numpy_like_torchrl(index):
+    import warnings
+    ours, theirs = Unbounded((3, 2)), trl.Unbounded((3, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert ours[index].shape == theirs[index].shape == torch.zeros(3, 2)[
+            torch.tensor(index) if isinstance(index, list) else index].shape
+
+
+def test_bool_bounded_rand_like_torchrl():
+    for m in (rlmods, trl):
+        spec = m.Bounded(0, 1, (3,), dtype=torch.bool)
+        sample = spec.rand((50,))
+        assert sample.dtype == torch.bool and sample.shape == (50, 3) and spec.is_in(sample)
+    assert Bounded(1, 1, (3,), dtype=torch.bool).rand().all()
+
+
+@pytest.mark.parametrize("make", [lambda m: m.Unbounded(2),
+                                  lambda m: m.Composite(a=m.Unbounded(2))])
+def test_to_none_returns_the_spec_like_torchrl(make):
+    for m in (rlmods, trl):
+        spec = make(m)
+        assert spec.to(None) == spec
+
+
+def test_keys_view_unravels_like_torchrl():
+    for m in (rlmods, trl):
+        spec = m.Composite(a=m.Composite(b=m.Unbounded(1)))
+        assert ("a",) in spec.keys() and ("a", "b") not in spec.keys()
+        assert ("a", ("b",)) in spec.keys(True) and len(spec.keys(True)) == 2
+        assert 3 not in rlmods.Composite().keys()
+
+
+def test_multicategorical_singleton_rand_keeps_the_spec_shape_better_than_torchrl():
+    spec = MultiCategorical(5)
+    assert spec.shape == (1,) and spec.rand().shape == (1,) and spec.is_in(spec.rand())
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_multicategorical_singleton_rand_drops_the_spec_shape():
+    spec = trl.MultiCategorical(5)
+    assert spec.shape == (1,) and spec.rand().shape == ()
+
+
+# ---- issue 9: features ------------------------------------------------------------
+
+@pytest.mark.parametrize("case", CASES)
+def test_to_numpy_matches_torchrl(case):
+    ours, theirs = CASES[case](rlmods), CASES[case](trl)
+    value = ours.rand((3,))
+    np.testing.assert_array_equal(ours.to_numpy(value), theirs.to_numpy(value))
+    np.testing.assert_array_equal(ours.to_numpy(value, safe=True), theirs.to_numpy(value, safe=True))
+
+
+def test_to_numpy_safe_checks_the_domain_like_torchrl():
+    for m in (rlmods, trl):
+        spec = m.Bounded(0.0, 1.0, (2,))
+        assert spec.to_numpy(torch.tensor([1.5, 0.25])).tolist() == [1.5, 0.25]
+        with pytest.raises(AssertionError):
+            spec.to_numpy(torch.tensor([1.5, 0.25]), safe=True)
+
+
+def test_composite_to_numpy_matches_torchrl():
+    def make(m):
+        return m.Composite(a=m.Unbounded(2), b=m.Composite(c=m.OneHot(3)))
+    value = make(rlmods).rand()
+    ours, theirs = make(rlmods).to_numpy(value), make(trl).to_numpy(value)
+    np.testing.assert_array_equal(ours["a"], theirs["a"])
+    np.testing.assert_array_equal(ours["b"]["c"], theirs["b"]["c"])
+
+
+STACKS = {
+    "equal": lambda m: [m.Bounded(0.0, 1.0, (3,))] * 2,
+    "bounds": lambda m: [m.Bounded(0.0, 1.0, (3,)), m.Bounded(-1.0, 2.0, (3,))],
+    "onehot": lambda m: [m.OneHot(3, shape=(2, 3))] * 3,
+    "categorical_n": lambda m: [m.Categorical(3), m.Categorical(4)],
+    "shapes": lambda m: [m.Unbounded(3), m.Unbounded(4)],
+}
+
+
+@pytest.mark.parametrize("dim", [0, -1])
+@pytest.mark.parametrize("case", STACKS)
+def test_stack_shape_and_parts_match_torchrl(case, dim):
+    if case == "onehot" and dim == -1:
+        dim = -2  # the last dim holds the categories
+    ours, theirs = torch.stack(STACKS[case](rlmods), dim), torch.stack(STACKS[case](trl), dim)
+    assert ours.shape == theirs.shape
+    assert ours == torch.stack(STACKS[case](rlmods), dim)
+    assert list(ours.unbind(dim)) == STACKS[case](rlmods)
+    if dim == 0:  # torchrl's unbind fails or ignores dim otherwise
+        for mine, ref in zip(ours.unbind(0), theirs.unbind(0)):
+            assert mine.shape == ref.shape and type(ref).__name__.startswith(type(mine).__name__)
+    assert [p.shape for p in torch.unbind(ours, dim)] == [p.shape for p in ours.unbind(dim)]
+
+
+@pytest.mark.parametrize("case", ["equal", "bounds", "onehot", "categorical_n"])
+def test_stack_rand_is_in_agrees_with_torchrl(case):
+    ours, theirs = torch.stack(STACKS[case](rlmods), 0), torch.stack(STACKS[case](trl), 0)
+    sample = ours.rand((20,))
+    assert sample.shape == (20, *ours.shape) and ours.is_in(sample)
+    assert all(theirs.is_in(value) for value in sample)
+    assert ours.zero().shape == ours.shape
+    outside = ours.one() * 3
+    assert ours.is_in(outside.to(ours.dtype)) == theirs.is_in(outside.to(ours.dtype))
+
+
+def test_stacked_bounds_stay_dense_better_than_torchrl():
+    spec = torch.stack([Bounded(0.0, 1.0, (3,)), Bounded(-1.0, 2.0, (3,))], 0)
+    assert type(spec) is Bounded and spec.high[:, 0].tolist() == [1.0, 2.0]
+    assert spec.project(torch.full((2, 3), 5.0)).tolist() == [[1.0] * 3, [2.0] * 3]
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_stacked_leaf_rand_has_no_shape():
+    spec = torch.stack([trl.Bounded(0.0, 1.0, (3,)), trl.Bounded(-1.0, 2.0, (3,))], 0)
+    assert spec.shape == (2, 3)
+    with pytest.raises(RuntimeError, match="NestedTensorImpl doesn't support sizes"):
+        spec.rand().shape  # a nested tensor, though every part has shape (3,)
+
+
+def test_stacked_heterogeneous_shapes_cannot_draw_a_tensor():
+    spec = torch.stack([Unbounded(3), Unbounded(4)], 0)
+    assert spec.is_in(torch.zeros(2, 5)) is False and spec[1] == Unbounded(4)
+    with pytest.raises(ValueError, match=r"Stacked: the parts' shapes differ \(\(2, -1\)\)"):
+        spec.rand()
+
+
+def _agents(m):
+    a = m.Composite(obs=m.Unbounded(3), act=m.Bounded(0.0, 1.0, (2,)))
+    b = m.Composite(obs=m.Unbounded(4), act=m.Bounded(0.0, 2.0, (2,)))
+    return a, b
+
+
+def test_stacked_composite_matches_torchrl():
+    (a, b), (ta, tb) = _agents(rlmods), _agents(trl)
+    ours, theirs = torch.stack([a, b], 0), torch.stack([ta, tb], 0)
+    assert type(ours).__name__ == type(theirs).__name__ == "StackedComposite"
+    assert ours.shape == theirs.shape == (2,)
+    assert ours["obs"].shape == theirs["obs"].shape == (2, -1)
+    assert ours["act"].shape == theirs["act"].shape == (2, 2)
+    assert sorted(ours.keys(True, True)) == sorted(theirs.keys(True, True))
+    assert ours[1] == b and ours.unbind(0)[0] == a and ours[0:1][0] == a
+    assert ours == torch.stack([a, b], 0) and ours != torch.stack([b, a], 0)
+    for td in (ours.rand(), ours.zero(), theirs.rand()):
+        assert ours.is_in(td) and theirs.is_in(td)
+        assert td[0]["obs"].shape == (3,) and td[1]["obs"].shape == (4,)
+    assert ours.rand((5,)).batch_size == theirs.rand((5,)).batch_size == (5, 2)
+    bad = ours.zero()
+    bad[1]["act"] = torch.full((2,), 5.0)
+    assert not ours.is_in(bad) and not theirs.is_in(bad)
+    assert ours.is_in(ours.project(bad))
+
+
+def test_stacked_composite_of_equal_composites_is_dense_like_torchrl():
+    a, _ = _agents(rlmods)
+    ta, _ = _agents(trl)
+    ours, theirs = torch.stack([a, a], 1 - 1), torch.stack([ta, ta], 0)
+    assert type(ours) is Composite and type(theirs).__name__ == "Composite"
+    assert ours["obs"].shape == theirs["obs"].shape == (2, 3)
+    assert ours.expand(4, 2).shape == (4, 2)
+
+
+def test_stacked_composite_set_lock_and_expand():
+    a, b = _agents(rlmods)
+    spec = torch.stack([a, b], 0)
+    spec["reward"] = Unbounded((2, 1))
+    assert a["reward"] == Unbounded(1) and spec["reward"].shape == (2, 1)
+    assert spec.expand(3, 2).shape == (3, 2) and spec.expand(3, 2)["obs"].shape == (3, 2, -1)
+    spec.lock_()
+    with pytest.raises(RuntimeError, match="locked"):
+        a["x"] = Unbounded(1)
+
+
+@pytest.mark.parametrize("make,dim,index", [
+    (lambda m: m.Bounded(torch.arange(4.0).reshape(2, 2), 10.0), 0, [1, 1, 0]),
+    (lambda m: m.Categorical(3, shape=(3,), mask=torch.eye(3, dtype=torch.bool)), 0, [2, 0]),
+    (lambda m: m.OneHot(3, shape=(4, 3)), 0, [3, 1]),
+    (lambda m: m.MultiCategorical([2, 3], shape=(3, 2)), 0, [0, 2]),
+])
+def test_index_select_matches_torchrl(make, dim, index):
+    index = torch.tensor(index)
+    ours, theirs = torch.index_select(make(rlmods), dim, index), torch.index_select(make(trl), dim, index)
+    assert ours.shape == theirs.shape
+    sample = ours.rand((30,))
+    assert ours.is_in(sample) and theirs.is_in(sample)
+    if isinstance(ours, Bounded):
+        torch.testing.assert_close(ours.low, theirs.low)
+
+
+def test_composite_index_select_matches_torchrl():
+    for m in (rlmods, trl):
+        spec = torch.index_select(m.Composite(a=m.Unbounded((3, 2)), shape=(3,)), 0,
+                                  torch.tensor([0, 2]))
+        assert spec.shape == (2,) and spec["a"].shape == (2, 2)
+
+
+def test_lock_like_torchrl():
+    for m in (rlmods, trl):
+        spec = m.Composite(a=m.Composite(b=m.Unbounded(1)))
+        spec.lock_()
+        assert spec.is_locked and spec["a"].is_locked
+        for key in ("x", ("a", "x")):
+            with pytest.raises(RuntimeError, match="locked"):
+                spec[key] = m.Unbounded(1)
+        with pytest.raises(RuntimeError, match="locked"):
+            spec.shape = ()
+        spec.unlock_()
+        assert not spec.is_locked and not spec["a"].is_locked
+        spec["x"] = m.Unbounded(1)
+        spec.lock_(recurse=False)
+        assert spec.is_locked and not spec["a"].is_locked
+
+
+def test_locked_composite_forbids_deleting_better_than_torchrl():
+    spec = Composite(a=Unbounded(1)).lock_()
+    with pytest.raises(RuntimeError, match="Composite: cannot set 'a' of a locked Composite"):
+        del spec["a"]
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_locked_composite_lets_an_entry_be_deleted():
+    spec = trl.Composite(a=trl.Unbounded(1)).lock_()
+    del spec["a"]
+    assert "a" not in spec.keys()
+
+
+def test_shape_setter_propagates_like_torchrl():
+    for m in (rlmods, trl):
+        spec = m.Composite(a=m.Unbounded((4, 3)), b=m.Composite(c=m.Unbounded((4, 3, 2))))
+        spec.shape = (4, 3)
+        assert spec.shape == spec["b"].shape == (4, 3)
+        assert spec.zero().batch_size == (4, 3)
+        spec.shape = (4,)
+        assert spec["b"].shape == (4, 3)  # already starts with (4,)
+        with pytest.raises(ValueError, match="mismatch|must have leading dims"):
+            spec.shape = (5,)
+
+
+def test_clear_device_like_torchrl():
+    for m in (rlmods, trl):
+        spec = m.Composite(a=m.Composite(b=m.Unbounded(1), device="cpu"), device="cpu")
+        assert spec.clear_device_() is spec
+        assert spec.device is None and spec["a"].device is None
+        assert spec["a", "b"].device == torch.device("cpu")
+
+
+def test_space_setter_like_torchrl():
+    from rlmods.specs import ContinuousBox
+    from torchrl.data.tensor_specs import ContinuousBox as TrlBox
+    for m, box in ((rlmods, ContinuousBox), (trl, TrlBox)):
+        spec = m.Bounded(0.0, 1.0, (2,))
+        spec.space = box(torch.zeros(2) - 1, torch.ones(2) * 3)
+        assert spec.low.tolist() == [-1.0, -1.0] and spec.high.tolist() == [3.0, 3.0]
+        assert spec.is_in(torch.tensor([2.0, 2.0]))
+
+
+def test_dynamic_dims_like_torchrl():
+    for m in (rlmods, trl):
+        spec = m.Unbounded((-1, 3))
+        assert spec.shape == (-1, 3) and spec.is_in(torch.zeros(5, 3))
+        assert spec.rand().shape == spec.zero().shape == (1, 3)
+        assert spec.expand(4, -1, 3).shape == (4, -1, 3)
+        assert m.Bounded(0.0, 1.0, (-1, 3)).is_in(torch.full((7, 3), 0.5))
+    assert not Unbounded((-1, 3)).is_in(torch.zeros(5, 4))  # torchrl raises here
+
+
+# ---- errors: same exception classes as torchrl ------------------------------------
+
+def _locked(m):
+    return m.Composite(a=m.Unbounded(1)).lock_()
+
+
+ERROR_CASES = {
+    "encode_shape": lambda m: m.Unbounded(2).encode(0),
+    "project_shape": lambda m: m.Bounded(-1.0, 1.0, (2,)).project(torch.zeros(3)),
+    "mask_shape": lambda m: m.Categorical(4, mask=torch.ones(3, dtype=torch.bool)),
+    "locked_set": lambda m: _locked(m).__setitem__("b", m.Unbounded(1)),
+    "locked_shape": lambda m: setattr(_locked(m), "shape", ()),
+    "reserved_key": lambda m: m.Composite().__setitem__("shape", m.Unbounded(1)),
+    "nested_reserved_key": lambda m: m.Composite().__setitem__(("a", "dtype"), m.Unbounded(1)),
+    "stack_classes": lambda m: torch.stack([m.Unbounded(2), m.Bounded(0.0, 1.0, (2,))]),
+    "stack_dtypes": lambda m: torch.stack([m.Unbounded(2), m.Unbounded(2, dtype=torch.float64)]),
+    "stack_ndims": lambda m: torch.stack([m.Unbounded(2), m.Unbounded((2, 2))]),
+    "stack_composite_shapes": lambda m: torch.stack([m.Composite(shape=(2,)),
+                                                     m.Composite(shape=(3,))]),
+    "stack_out": lambda m: torch.stack([m.Unbounded(1)] * 2, 0, out=m.Unbounded(1)),
+    "stack_dim": lambda m: torch.stack([m.Unbounded(2)] * 2, 5),
+    "index": lambda m: m.Unbounded((3, 2))[5],
+    "unbind_dim": lambda m: m.Bounded(0.0, 1.0, (2, 3)).unbind(5),
+    "index_select_range": lambda m: torch.index_select(m.Unbounded((3, 2)), 0, torch.tensor([5])),
+    "index_select_categories": lambda m: torch.index_select(m.OneHot(3, (2, 3)), 1,
+                                                            torch.tensor([0])),
+    "missing_key": lambda m: m.Composite(a=m.Unbounded(1))["b"],
+    "composite_entry_shape": lambda m: m.Composite(a=m.Unbounded(3), shape=(4,)),
+    "shape_setter": lambda m: setattr(m.Composite(a=m.Unbounded((4, 3)), shape=(4,)),
+                                      "shape", (5,)),
+    "type_check": lambda m: m.Unbounded(1).type_check(torch.zeros(1, dtype=torch.int64)),
+    "onehot_shape": lambda m: m.OneHot(3, shape=(2, 4)),
+    "multicategorical_shape": lambda m: m.MultiCategorical([2, 3], shape=(3,)),
+    "expand": lambda m: m.Unbounded(3).expand(2, 4),
+    "binary_neither": lambda m: m.Binary(),
+    "composite_key_type": lambda m: m.Composite().__setitem__(3, m.Unbounded(1)),
+    "assert_is_in": lambda m: m.Bounded(-1.0, 1.0, (1,)).assert_is_in(torch.tensor([2.0])),
+}
+
+
+def _raised(make, m) -> BaseException:
+    try:
+        make(m)
+    except Exception as error:  # noqa: BLE001 - the test compares the classes below
+        return error
+    raise AssertionError(f"{m.__name__} raised nothing")
+
+
+@pytest.mark.parametrize("case", ERROR_CASES)
+def test_error_types_match_torchrl(case):
+    theirs, ours = _raised(ERROR_CASES[case], trl), _raised(ERROR_CASES[case], rlmods)
+    assert isinstance(ours, type(theirs)), (type(ours), type(theirs), ours)
+    assert str(ours).strip("'\"").startswith(("Composite", "Unbounded", "Bounded", "Categorical", "OneHot",
+                                 "MultiCategorical", "Binary", "torch.", "'Composite", "index"))
+
+
+def test_spec_errors_are_value_and_type_errors_too():
+    with pytest.raises(ValueError, match=r"Categorical: mask must end with shape \(4,\)"):
+        ERROR_CASES["mask_shape"](rlmods)
+    with pytest.raises(ValueError, match="Composite: cannot set 'b' of a locked Composite"):
+        ERROR_CASES["locked_set"](rlmods)
+    with pytest.raises(ValueError, match=r"Composite: keys must not be one of \('shape'"):
+        ERROR_CASES["reserved_key"](rlmods)
+    with pytest.raises(TypeError, match="torch.stack: the specs must be of one class, got "
+                                        "Unbounded and Bounded"):
+        ERROR_CASES["stack_classes"](rlmods)
+    with pytest.raises(ValueError, match="torch.stack: the specs' dtype must agree"):
+        ERROR_CASES["stack_dtypes"](rlmods)
+    with pytest.raises(ValueError, match="Composite: data_cls, step_mdp_static and names are "
+                                         "not supported"):
+        Composite(step_mdp_static=True)
