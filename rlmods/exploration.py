@@ -116,7 +116,8 @@ class _Annealed(TensorDictModuleBase):
 
     def __repr__(self) -> str:
         name = self._scale
-        init, end = (round(float(getattr(self, name + end)), 6) for end in ("_init", "_end"))
+        init, end = (round(float(getattr(self, name + suffix)), 6)
+                     for suffix in ("_init", "_end"))
         return (f"{type(self).__name__}({name}={float(getattr(self, name)):.4f}, "
                 f"{name}_init={init}, {name}_end={end}, "
                 f"annealing_num_steps={self.annealing_num_steps}, "
@@ -126,7 +127,7 @@ class _Annealed(TensorDictModuleBase):
 
 def egreedy_action(action: torch.Tensor, random_action: torch.Tensor,
                    explore: torch.Tensor) -> torch.Tensor:
-    """``random_action`` where ``explore`` (``(*B,)``, bool) is True, else ``action`` (``(*B, *A)``).
+    """``random_action`` where ``explore`` (``(*B,)``, bool) is True, else ``action`` ``(*B, *A)``.
 
     Examples:
         >>> greedy, rand = torch.zeros(3, 2), torch.ones(3, 2)
@@ -386,9 +387,10 @@ class OrnsteinUhlenbeckProcessModule(_Annealed):
         if is_init.ndim > len(batch_shape):
             is_init = is_init.flatten(len(batch_shape)).any(-1)
         if is_init.shape != batch_shape[:is_init.ndim]:
-            raise ValueError(f"OrnsteinUhlenbeckProcessModule: {key_str(self.is_init_key)} must "
-                             f"have the action's batch shape {shape_str(batch_shape)}, got shape "
-                             f"{shape_str(tensordict.get(self.is_init_key).shape)}.")
+            got = shape_str(tensordict.get(self.is_init_key).shape)
+            raise InvalidValueError(f"OrnsteinUhlenbeckProcessModule: {key_str(self.is_init_key)} "
+                                    f"must have the action's batch shape {shape_str(batch_shape)}, "
+                                    f"got shape {got}.")
         missing = (1,) * (len(batch_shape) - is_init.ndim)
         return is_init.reshape(is_init.shape + missing).expand(batch_shape)
 

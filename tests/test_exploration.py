@@ -599,6 +599,10 @@ ERROR_CASES = {
     "egreedy_mask_allows_nothing": lambda lib, data: lib.EGreedyModule(
         data.Categorical(3), action_mask_key="mask")(
         _masked_egreedy_input([[True, False, False], [False, False, False]])),
+    "ou_is_init_of_another_batch_shape": lambda lib, data: lib.OrnsteinUhlenbeckProcessModule(
+        data.Bounded(-1.0, 1.0, (2,)), action_key=("agents", "action"))(TensorDict(
+            {"agents": TensorDict({"action": torch.zeros(4, 2)}, [4]),
+             "is_init": torch.ones(3, 1, dtype=torch.bool)}, [])),
     "dropout_mask_without_input_or_shape": lambda lib, data: lib.ConsistentDropout().make_mask(),
     "dropout_module_bad_keys": lambda lib, data: lib.ConsistentDropoutModule(0.5, ["x", "m", "z"]),
     "dropout_module_bad_p": lambda lib, data: lib.ConsistentDropoutModule(1.0, "x"),
@@ -629,7 +633,7 @@ def test_runtime_error_cases_are_value_or_type_errors_too():
     """Where torchrl raises RuntimeError, rlmods' error is also a ValueError or a TypeError."""
     for case in ["egreedy_eps_end_above_eps_init", "gaussian_called_before_its_spec_is_set",
                  "dropout_mask_without_input_or_shape", "dropout_primer_without_input_shape",
-                 "egreedy_mask_allows_nothing"]:
+                 "egreedy_mask_allows_nothing", "ou_is_init_of_another_batch_shape"]:
         assert isinstance(_raised(lambda: ERROR_CASES[case](rlmods, rlmods)), InvalidValueError)
     for case in ["egreedy_without_spec", "ou_without_spec"]:
         assert isinstance(_raised(lambda: ERROR_CASES[case](rlmods, rlmods)), InvalidTypeError)
