@@ -503,7 +503,7 @@ Conv2dNet = ConvNet
 
 
 class BatchRenorm1d(nn.Module):
-    """Batch renormalization (Ioffe, 2017): BatchNorm that stays consistent with its running stats.
+    """Batch renormalization (Ioffe, 2017): BatchNorm consistent with its running statistics.
 
     Reads ``(N, C)`` or ``(N, C, L)`` and writes the same shape. In training,
     ``y = (x - mu_B) / sigma_B * r + d`` with ``r = clip(sigma_B / sigma, 1/r_max, r_max)`` and
