@@ -89,7 +89,7 @@ def _sample(dist: D.Distribution, mode: InteractionType, n_empirical_estimate: i
 
 
 class SafeProbabilisticModule(ProbabilisticTensorDictModule):
-    """A ``ProbabilisticTensorDictModule`` with an output spec, validated against the distribution.
+    """A ``ProbabilisticTensorDictModule`` with an output spec checked against the distribution.
 
     Reads the distribution parameters (``in_keys``), writes the sample (``out_keys``) and, with
     ``return_log_prob=True``, ``"<out_key>_log_prob"`` (tensordict 0.14's name; older guides say
@@ -210,7 +210,7 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
         Called with tensors as keywords (``module(loc=..., scale=...)``), tensordict returns
         the out_keys' tensors; they are projected too (torchrl's safe hook fails there).
         """
-        out = super().forward(*args, **kwargs)
+        out = ProbabilisticTensorDictModule.forward(self, *args, **kwargs)
         if not self.safe:
             return out
         if isinstance(out, TensorDictBase):
