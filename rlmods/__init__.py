@@ -9,8 +9,9 @@ from rlmods.distributions import (Delta, IndependentNormal, MaskedCategorical, M
 from rlmods.distributional import (DistributionalDQNnet, DistributionalQValueActor,
                                    DistributionalQValueHook, DistributionalQValueModule,
                                    categorical_projection)
-from rlmods.envs import (Compose, EnvBase, ExplorationType, GymEnv, InitTracker, TensorDictPrimer,
-                         Transform, TransformedEnv, exploration_type, set_exploration_type, step_mdp)
+from rlmods.envs import (Compose, EnvBase, ExplorationType, GymEnv, InitTracker, InteractionType,
+                         TensorDictPrimer, Transform, TransformedEnv, exploration_type,
+                         interaction_type, set_exploration_type, set_interaction_type, step_mdp)
 from rlmods.exploration import (AdditiveGaussianModule, AdditiveGaussianWrapper, ConsistentDropout,
                                 ConsistentDropoutModule, EGreedyModule, EGreedyWrapper, NoisyLazyLinear,
                                 NoisyLinear, OrnsteinUhlenbeckProcessModule,

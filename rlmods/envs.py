@@ -15,23 +15,31 @@ import difflib
 
 import numpy as np
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase
 from tensordict.nn import InteractionType, set_interaction_type
 from tensordict.nn.probabilistic import interaction_type
 from torch import nn
 
-from rlmods._checks import require_key, shape_str
+from rlmods._checks import InvalidValueError, require_key, shape_str, validate_args
+from rlmods._keys import (ACTION, DONE, IS_INIT, NEXT, OBSERVATION, REWARD, TERMINATED,
+                          TRUNCATED)
 from rlmods.specs import (Binary, Bounded, Categorical, Composite, MultiCategorical,
                           MultiOneHot, OneHot, TensorSpec, Unbounded)
+
+try:  # gymnasium's errors for an unknown id, which torchrl's GymEnv lets through
+    from gymnasium.error import NameNotFound, NamespaceNotFound, VersionNotFound
+    _GYM_ID_ERRORS = (NameNotFound, NamespaceNotFound, VersionNotFound)
+except ImportError:  # pragma: no cover - gymnasium is only needed by GymEnv
+    _GYM_ID_ERRORS = ()
 
 # torchrl calls tensordict's interaction types "exploration types": the same objects.
 ExplorationType = InteractionType
 set_exploration_type = set_interaction_type
 exploration_type = interaction_type
 
-ACTION, OBSERVATION, REWARD, NEXT = "action", "observation", "reward", "next"
-DONE, TERMINATED, TRUNCATED = "done", "terminated", "truncated"
-IS_INIT = "is_init"
+
+class _UnknownEnvError(ValueError, *_GYM_ID_ERRORS):
+    """An unknown gymnasium id: a ValueError, and each of gymnasium's errors torchrl raises."""
 
 
 def _seed_generator(seed: int) -> int:
@@ -41,7 +49,8 @@ def _seed_generator(seed: int) -> int:
 
 
 def step_mdp(tensordict: TensorDictBase, exclude_action: bool = True,
-             exclude_reward: bool = True, action_keys=(ACTION,), reward_keys=(REWARD,)) -> TensorDictBase:
+             exclude_reward: bool = True, action_keys=(ACTION,),
+             reward_keys=(REWARD,)) -> TensorDictBase:
     """Move time forward: the ``"next"`` entries become the new root.
 
     Root entries that ``"next"`` does not hold (a policy's own state, say) are
@@ -55,7 +64,8 @@ def step_mdp(tensordict: TensorDictBase, exclude_action: bool = True,
     """
     nxt = tensordict.get(NEXT)
     out = nxt.empty()
-    skip = {NEXT, *(action_keys if exclude_action else ()), *(reward_keys if exclude_reward else ())}
+    skip = {NEXT, *(action_keys if exclude_action else ()),
+            *(reward_keys if exclude_reward else ())}
     for key in tensordict.keys():
         if key not in skip and key not in nxt.keys():
             out.set(key, tensordict.get(key))
@@ -66,7 +76,7 @@ def step_mdp(tensordict: TensorDictBase, exclude_action: bool = True,
 
 
 def _spec_property(full: str, key: str, leaf: bool) -> property:
-    """``env.<x>_spec``: reads ``env.full_<x>_spec`` (its single leaf when ``leaf``) and writes it.
+    """``env.<x>_spec``: reads ``env.full_<x>_spec`` (its single leaf if ``leaf``) and writes it.
 
     A spec that is not a Composite is stored under the default ``key``, as torchrl does, so
     ``env.action_spec = Bounded(...)`` puts it at ``env.full_action_spec["action"]``.
@@ -104,15 +114,23 @@ class EnvBase(nn.Module):
                  allow_done_after_reset: bool = False, spec_locked: bool = True,
                  auto_reset: bool = False):
         super().__init__()
+        if auto_reset:
+            raise InvalidValueError(
+                f"{type(self).__name__}: auto_reset=True (an env that resets itself inside "
+                "step) is not supported, got True; rollout and step_and_maybe_reset reset "
+                "finished episodes.")
         self.device = torch.device(device) if device is not None else None
         self.batch_size = torch.Size(batch_size if batch_size is not None else [])
         self.run_type_checks = run_type_checks
+        self.allow_done_after_reset = allow_done_after_reset
+        self.spec_locked = spec_locked
         self.full_observation_spec = Composite(shape=self.batch_size)
         self.full_state_spec = Composite(shape=self.batch_size)
         self.full_action_spec = Composite(shape=self.batch_size)
         self.full_reward_spec = Composite(shape=self.batch_size)
         flag = Categorical(2, (*self.batch_size, 1), dtype=torch.bool)
-        self.full_done_spec = Composite({DONE: flag, TERMINATED: flag.clone()}, shape=self.batch_size)
+        self.full_done_spec = Composite({DONE: flag, TERMINATED: flag.clone()},
+                                        shape=self.batch_size)
 
     # -- specs: env.action_spec reads and writes env.full_action_spec, and so on -----
     observation_spec = _spec_property("full_observation_spec", OBSERVATION, leaf=False)
@@ -147,12 +165,13 @@ class EnvBase(nn.Module):
 
     @property
     def specs(self) -> Composite:
-        return Composite(output_spec=Composite(full_observation_spec=self.full_observation_spec,
-                                               full_reward_spec=self.full_reward_spec,
-                                               full_done_spec=self.full_done_spec, shape=self.batch_size),
-                         input_spec=Composite(full_action_spec=self.full_action_spec,
-                                              full_state_spec=self.full_state_spec, shape=self.batch_size),
-                         shape=self.batch_size)
+        shape = self.batch_size
+        output = Composite(full_observation_spec=self.full_observation_spec,
+                           full_reward_spec=self.full_reward_spec,
+                           full_done_spec=self.full_done_spec, shape=shape)
+        inputs = Composite(full_action_spec=self.full_action_spec,
+                           full_state_spec=self.full_state_spec, shape=shape)
+        return Composite(output_spec=output, input_spec=inputs, shape=shape)
 
     # -- the MDP ------------------------------------------------------------------------
     def _complete_done(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -173,9 +192,11 @@ class EnvBase(nn.Module):
     def reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
         """Start (or, where ``tensordict["_reset"]`` is set, restart) episodes."""
         out = self._complete_done(self._reset(tensordict, **kwargs))
+        reset = None if tensordict is None else tensordict.get("_reset", None)
+        if not self.allow_done_after_reset and validate_args(self.run_type_checks):
+            self._check_not_done(out, reset)
         if tensordict is None:
             return out
-        reset = tensordict.get("_reset", None)
         for key in tensordict.keys():
             if key not in out.keys() and key not in (NEXT, "_reset"):
                 out.set(key, tensordict.get(key))
@@ -183,11 +204,24 @@ class EnvBase(nn.Module):
             for key in out.keys(True, True):
                 old = tensordict.get(key, None)
                 if old is not None and old.shape == out.get(key).shape:
-                    mask = reset.reshape(*self.batch_size, *[1] * (old.ndim - len(self.batch_size)))
+                    ones = [1] * (old.ndim - len(self.batch_size))
+                    mask = reset.reshape(*self.batch_size, *ones)
                     out.set(key, torch.where(mask, out.get(key), old))
         return out
 
+    def _check_not_done(self, tensordict: TensorDictBase, reset) -> None:
+        """A fresh episode must not be done (unless ``allow_done_after_reset``), as in torchrl."""
+        for key in self.done_keys:
+            done = tensordict.get(key)
+            if reset is not None:  # only the entries asked to reset
+                done = done & reset.reshape(done.shape)
+            if done.any():
+                raise InvalidValueError(
+                    f"{type(self).__name__}: {key!r} must be False after reset (pass "
+                    "allow_done_after_reset=True to allow it), got True.")
+
     def _check_action(self, tensordict: TensorDictBase) -> None:
+        """The action's shape always; its values while ``validate_args(self.run_type_checks)``."""
         owner = type(self).__name__
         for key in self.action_keys:
             action = require_key(tensordict, key, owner)
@@ -195,6 +229,8 @@ class EnvBase(nn.Module):
             if action.shape != spec.shape:
                 raise ValueError(f"{owner}: {key!r} must have shape {shape_str(spec.shape)}, "
                                  f"got shape {shape_str(action.shape)}.")
+            if not validate_args(self.run_type_checks):  # the value checks below sync a GPU
+                continue
             cast = action.to(spec.dtype)
             # A discrete action must survive the cast: 0.5 is not category 0.
             lossy = spec.domain == "discrete" and not torch.equal(cast.to(action.dtype), action)
@@ -202,10 +238,22 @@ class EnvBase(nn.Module):
                 raise ValueError(f"{owner}: {key!r} must lie in the action spec {spec}, "
                                  f"got {action.tolist()}.")
 
+    def _type_check(self, next_tensordict: TensorDictBase) -> None:
+        """With ``run_type_checks``: each output's dtype must be its spec's, as in torchrl."""
+        owner = type(self).__name__
+        for full in (self.full_observation_spec, self.full_reward_spec, self.full_done_spec):
+            for key in full.keys(True, True):
+                value, spec = next_tensordict.get(key, None), full[key]
+                if value is not None and spec is not None and value.dtype != spec.dtype:
+                    raise TypeError(f"{owner}: {key!r} must have dtype {spec.dtype} (its "
+                                    f"spec's), got {value.dtype}.")
+
     def step(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Apply ``tensordict["action"]``; write the result under ``"next"``."""
         self._check_action(tensordict)
         next_tensordict = self._complete_done(self._step(tensordict))
+        if self.run_type_checks:
+            self._type_check(next_tensordict)
         tensordict.set(NEXT, next_tensordict)
         return tensordict
 
@@ -239,51 +287,85 @@ class EnvBase(nn.Module):
 
     def rollout(self, max_steps: int, policy=None, callback=None, *, auto_reset: bool = True,
                 auto_cast_to_device: bool = False, break_when_any_done: bool | None = None,
-                break_when_all_done: bool | None = None, return_contiguous: bool | None = True,
+                break_when_all_done: bool | None = None, return_contiguous: bool | None = False,
                 tensordict: TensorDictBase | None = None, set_truncated: bool = False,
                 out=None, trust_policy: bool = False) -> TensorDictBase:
         """Run ``policy`` (random actions if None) for up to ``max_steps`` steps.
 
         Returns the transitions stacked along a new dim after the batch dims, with
         ``"next"`` inside: ``rollout[t]["next", "observation"]`` is what followed step t.
+        ``break_when_any_done`` (the default) stops at the first step where an entry is
+        done; ``break_when_all_done`` lets finished entries repeat their last transition
+        until every entry is done; with neither, finished entries are reset and go on.
+        ``out`` receives the stacked result, as in ``torch.stack(..., out=out)``.
         """
         owner = f"{type(self).__name__}.rollout"
         if break_when_any_done is None:
             break_when_any_done = not break_when_all_done
+        if break_when_any_done and break_when_all_done:
+            raise TypeError(f"{owner}: break_when_any_done and break_when_all_done cannot both "
+                            "be True.")
+        if auto_cast_to_device:
+            raise InvalidValueError(f"{owner}: auto_cast_to_device=True is not supported, got "
+                                    "True; put the policy on the env's device.")
+        if set_truncated and TRUNCATED not in self.done_keys:
+            raise InvalidValueError(f"{owner}: set_truncated=True needs a {TRUNCATED!r} done "
+                                    f"key, got done keys {self.done_keys}.")
         if auto_reset:
             tensordict = self.reset(tensordict)
         elif tensordict is None:
-            raise ValueError(f"{owner}: with auto_reset=False a tensordict to start from is "
-                             "required, got None.")
-        steps = []
+            raise InvalidValueError(f"{owner}: with auto_reset=False a tensordict to start from "
+                                    "is required, got None.")
+        steps = self._rollout_steps(tensordict, max_steps, policy, callback,
+                                    break_when_any_done, bool(break_when_all_done))
+        if set_truncated:  # the last transition ends the trajectory, as in torchrl
+            last = steps[-1].get(NEXT)
+            last.set(TRUNCATED, torch.ones_like(last.get(TRUNCATED)))
+            last.set(DONE, torch.ones_like(last.get(DONE)))
+        dim = len(self.batch_size)
+        if return_contiguous:
+            return torch.stack(steps, dim, out=out)
+        return LazyStackedTensorDict.maybe_dense_stack(steps, dim, out=out)
+
+    def _act(self, tensordict: TensorDictBase, policy) -> TensorDictBase:
+        """The policy's action (a random one when ``policy`` is None), checked for its key."""
+        if policy is None:
+            return self.rand_action(tensordict)
+        tensordict.update(policy(tensordict))
+        for key in self.action_keys:
+            if tensordict.get(key, None) is None:
+                written = sorted(map(str, tensordict.keys(True, True)))
+                raise KeyError(f"{type(self).__name__}.rollout: the policy must write the "
+                               f"action key {key!r}, it wrote keys {written}.")
+        return tensordict
+
+    def _rollout_steps(self, tensordict, max_steps, policy, callback, any_done: bool,
+                       all_done: bool) -> list:
+        """The transitions of ``rollout``: act, step, store, move time forward."""
+        steps, running = [], None  # running: the entries still stepping (break_when_all_done)
         for t in range(max_steps):
-            if policy is None:
-                tensordict = self.rand_action(tensordict)
-            else:
-                tensordict = policy(tensordict)
-                for key in self.action_keys:
-                    if tensordict.get(key, None) is None:
-                        raise KeyError(f"{owner}: the policy must write the action key {key!r}, "
-                                       f"it wrote keys {sorted(map(str, tensordict.keys(True, True)))}.")
-            tensordict = self.step(tensordict)
-            if set_truncated and t == max_steps - 1:
-                nxt = tensordict.get(NEXT)
-                nxt.set(TRUNCATED, torch.ones_like(nxt.get(DONE)))
-                nxt.set(DONE, torch.ones_like(nxt.get(DONE)))
+            tensordict = self.step(self._act(tensordict, policy))
+            done = tensordict.get((NEXT, DONE)).reshape(self.batch_size)
+            if running is not None:  # an entry that ended repeats its last transition
+                tensordict = torch.where(running, tensordict, steps[-1])
             steps.append(tensordict)
+            if t == max_steps - 1:
+                break
+            root = step_mdp(tensordict, action_keys=self.action_keys,
+                            reward_keys=self.reward_keys)
+            if all_done:
+                running = ~done if running is None else running & ~done
+                if not running.any():
+                    break
+            elif done.any():
+                if any_done:
+                    break
+                root.set("_reset", done.reshape(*self.batch_size, 1))
+                root = self.reset(root)
+            tensordict = root
             if callback is not None:
                 callback(self, tensordict)
-            done = tensordict.get((NEXT, DONE))
-            if (break_when_any_done and done.any()) or (break_when_all_done and done.all()):
-                break
-            if t < max_steps - 1:
-                root = step_mdp(tensordict, action_keys=self.action_keys, reward_keys=self.reward_keys)
-                if done.any():
-                    root.set("_reset", done)
-                    root = self.reset(root)
-                tensordict = root
-        result = torch.stack(steps, len(self.batch_size))
-        return result.contiguous() if return_contiguous else result
+        return steps
 
     def _reset(self, tensordict, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement _reset(tensordict).")
@@ -306,7 +388,8 @@ def _space_to_spec(space, categorical_action_encoding: bool = False) -> TensorSp
     if isinstance(space, spaces.Box):
         dtype = torch.as_tensor(np.zeros((), dtype=space.dtype)).dtype
         shape = space.shape or (1,)
-        low, high = torch.as_tensor(space.low, dtype=dtype), torch.as_tensor(space.high, dtype=dtype)
+        low = torch.as_tensor(space.low, dtype=dtype)
+        high = torch.as_tensor(space.high, dtype=dtype)
         if low.isinf().all() and high.isinf().all():
             return Unbounded(shape, dtype=dtype)
         return Bounded(low.reshape(shape), high.reshape(shape), shape, dtype=dtype)
@@ -316,8 +399,8 @@ def _space_to_spec(space, categorical_action_encoding: bool = False) -> TensorSp
     if isinstance(space, spaces.MultiDiscrete):
         cls = MultiCategorical if categorical_action_encoding else MultiOneHot
         return cls([int(n) for n in space.nvec], dtype=torch.int64)
-    if isinstance(space, spaces.MultiBinary):
-        return Binary(int(np.prod(space.n)))
+    if isinstance(space, spaces.MultiBinary):  # n may be a shape, e.g. MultiBinary([2, 3])
+        return Binary(shape=space.shape)
     if isinstance(space, spaces.Dict):
         return Composite({key: _space_to_spec(sub, categorical_action_encoding)
                           for key, sub in space.spaces.items()})
@@ -351,9 +434,15 @@ class GymEnv(EnvBase):
 
         if env_name not in gym.registry:
             close = difflib.get_close_matches(env_name, list(gym.registry), n=3)
-            raise ValueError(f"GymEnv: env_name must be a registered gymnasium id, got {env_name!r}"
-                             + (f"; close matches: {close}." if close else "."))
-        super().__init__(device=device, batch_size=batch_size)
+            hint = f"; close matches: {close}." if close else "."
+            raise _UnknownEnvError("GymEnv: env_name must be a registered gymnasium id, got "
+                                   f"{env_name!r}{hint}")
+        if frame_skip is not None and (not isinstance(frame_skip, int) or frame_skip < 1):
+            raise ValueError(f"GymEnv: frame_skip must be a positive int, got {frame_skip!r}.")
+        if batch_size is not None and tuple(batch_size) != ():
+            raise ValueError("GymEnv: batch_size must be empty (one gymnasium env), got "
+                             f"{tuple(batch_size)}.")
+        super().__init__(device=device)
         self.env_name = env_name
         self.frame_skip = frame_skip or 1
         self._env = gym.make(env_name, **kwargs)
@@ -363,17 +452,24 @@ class GymEnv(EnvBase):
         self.action_spec = _space_to_spec(self._env.action_space, categorical_action_encoding)
         self.reward_spec = Unbounded(1)
         flag = Categorical(2, (1,), dtype=torch.bool)
-        self.full_done_spec = Composite({DONE: flag, TERMINATED: flag.clone(), TRUNCATED: flag.clone()})
+        self.full_done_spec = Composite({DONE: flag, TERMINATED: flag.clone(),
+                                         TRUNCATED: flag.clone()})
+        if self.device is not None:  # the specs' device is where encode puts the tensors
+            for name in ("full_observation_spec", "full_action_spec", "full_reward_spec",
+                         "full_done_spec"):
+                setattr(self, name, getattr(self, name).to(self.device))
 
     def _observation(self, observation) -> TensorDict:
         if isinstance(observation, dict):
             return self.full_observation_spec.encode(observation)
-        return TensorDict({OBSERVATION: self.full_observation_spec[OBSERVATION].encode(observation)})
+        spec = self.full_observation_spec[OBSERVATION]
+        return TensorDict({OBSERVATION: spec.encode(observation)})
 
     def _reset(self, tensordict=None, seed: int | None = None, **kwargs) -> TensorDict:
-        observation, _ = self._env.reset(seed=seed)
+        observation, _ = self._env.reset(seed=seed, **kwargs)  # e.g. options=...
         out = self._observation(observation)
-        out.update({key: torch.zeros(1, dtype=torch.bool) for key in (DONE, TERMINATED, TRUNCATED)})
+        for key in (DONE, TERMINATED, TRUNCATED):
+            out.set(key, self.full_done_spec[key].zero())
         return out
 
     def _to_gym(self, action: torch.Tensor):
@@ -393,9 +489,9 @@ class GymEnv(EnvBase):
                 break
         out = self._observation(observation)
         out.set(REWARD, self.reward_spec.encode([reward]))
-        out.set(TERMINATED, torch.tensor([bool(terminated)]))
-        out.set(TRUNCATED, torch.tensor([bool(truncated)]))
-        out.set(DONE, torch.tensor([bool(terminated or truncated)]))
+        flags = {TERMINATED: terminated, TRUNCATED: truncated, DONE: terminated or truncated}
+        for key, flag in flags.items():
+            out.set(key, self.full_done_spec[key].encode([bool(flag)]))
         return out
 
     def _set_seed(self, seed: int | None) -> None:
@@ -406,7 +502,8 @@ class GymEnv(EnvBase):
         self._env.close()
 
     def __repr__(self) -> str:
-        return f"GymEnv(env={self.env_name!r}, batch_size={self.batch_size}, device={self.device})"
+        return (f"GymEnv(env={self.env_name!r}, batch_size={self.batch_size}, "
+                f"device={self.device})")
 
 
 class Transform(nn.Module):
@@ -430,7 +527,8 @@ class Transform(nn.Module):
     def _reset(self, tensordict, tensordict_reset: TensorDictBase) -> TensorDictBase:
         return tensordict_reset
 
-    def _step(self, tensordict: TensorDictBase, next_tensordict: TensorDictBase) -> TensorDictBase:
+    def _step(self, tensordict: TensorDictBase,
+              next_tensordict: TensorDictBase) -> TensorDictBase:
         return next_tensordict
 
     def transform_observation_spec(self, observation_spec: Composite) -> Composite:
@@ -487,10 +585,23 @@ class TransformedEnv(EnvBase):
         (True, False)
     """
 
-    def __init__(self, env: EnvBase, transform: Transform | None = None, cache_specs: bool = True,
+    def __init__(self, base_env: EnvBase, transform: Transform | None = None,
+                 cache_specs: bool = True, *, auto_unwrap: bool | None = None, device=None,
                  **kwargs):
-        super().__init__(device=env.device, batch_size=env.batch_size)
-        self.base_env = env
+        owner = "TransformedEnv"
+        unknown = sorted(set(kwargs) - {"run_type_checks", "spec_locked", "auto_reset"})
+        if unknown:
+            raise TypeError(f"{owner}: unexpected keyword arguments {unknown}.")
+        if device is not None and torch.device(device) != base_env.device:
+            raise InvalidValueError(f"{owner}: device must be the base env's "
+                                    f"({base_env.device}), got {device}; rlmods does not move "
+                                    "environments.")
+        if auto_unwrap:
+            raise InvalidValueError(f"{owner}: auto_unwrap=True is not supported, got True; a "
+                                    "TransformedEnv of a TransformedEnv stays nested.")
+        super().__init__(device=base_env.device, batch_size=base_env.batch_size, **kwargs)
+        self.base_env = base_env
+        self.cache_specs = cache_specs
         self.transform = transform if isinstance(transform, Compose) else Compose(
             *([transform] if transform is not None else []))
         self._refresh_specs()
@@ -540,10 +651,21 @@ class TensorDictPrimer(Transform):
 
     def __init__(self, primers=None, random: bool | None = None, default_value=None,
                  reset_key=None, expand_specs: bool | None = None,
-                 single_default_value: bool = False, call_before_env_reset: bool = False, **kwargs):
-        primers = Composite(primers or {}, **kwargs) if not isinstance(primers, Composite) else primers
+                 single_default_value: bool = False, call_before_env_reset: bool = False,
+                 **kwargs):
+        owner = "TensorDictPrimer"
+        if not isinstance(primers, Composite):
+            primers = Composite(primers or {}, **kwargs)
         if random and default_value is not None:
-            raise ValueError("TensorDictPrimer: give random=True or a default_value, not both.")
+            raise ValueError(f"{owner}: give random=True or a default_value, not both.")
+        unsupported = (("reset_key", reset_key, reset_key is not None),
+                       ("expand_specs", expand_specs, expand_specs is False),
+                       ("single_default_value", single_default_value, single_default_value),
+                       ("call_before_env_reset", call_before_env_reset, call_before_env_reset))
+        for name, value, given in unsupported:  # rlmods always expands to the batch dims
+            if given:
+                raise InvalidValueError(f"{owner}: {name} is not supported, got "
+                                        f"{name}={value!r}.")
         super().__init__(out_keys=primers.keys(True, True))
         self.primers = primers
         self.random = bool(random)
@@ -554,7 +676,9 @@ class TensorDictPrimer(Transform):
             *self.batch_size, *spec.shape)
         if self.random:
             return spec.rand()
-        default = self.default_value.get(key, 0.0) if isinstance(self.default_value, dict) else self.default_value
+        default = self.default_value
+        if isinstance(default, dict):
+            default = default.get(key, 0.0)
         value = spec.zero()
         return value if default is None else value.fill_(default)
 

@@ -252,3 +252,365 @@ def test_env_base_names_each_missing_method_and_is_not_callable():
         env.set_seed(0)
     with pytest.raises(NotImplementedError, match=r"Resets: call step\(\), reset\(\) or rollout\(\)"):
         env(TensorDict())
+
+
+# ---- issue 9: drop-in compatibility ----------------------------------------------------
+
+import gymnasium  # noqa: E402
+import numpy as np  # noqa: E402
+from torchrl.data import Binary as TorchrlBinary  # noqa: E402
+from torchrl.data import Bounded as TorchrlBounded  # noqa: E402
+from torchrl.data import Categorical as TorchrlCategorical  # noqa: E402
+from torchrl.data import Composite as TorchrlComposite  # noqa: E402
+from torchrl.data import Unbounded as TorchrlUnbounded  # noqa: E402
+from torchrl.envs.libs.gym import _gym_to_torchrl_spec_transform  # noqa: E402
+
+from rlmods import InvalidValueError, set_validate_args  # noqa: E402
+from rlmods import _keys  # noqa: E402
+from rlmods import envs as rl_envs  # noqa: E402
+
+
+def test_interaction_type_names_are_tensordicts():
+    assert rlmods.InteractionType is tdnn.InteractionType is rl_envs.InteractionType
+    assert rlmods.set_interaction_type is tdnn.set_interaction_type
+    assert rlmods.interaction_type is interaction_type
+    with rlmods.set_interaction_type(rlmods.InteractionType.RANDOM):
+        assert rlmods.interaction_type() is rlmods.InteractionType.RANDOM
+
+
+def test_envs_reads_its_keys_from_the_keys_module():
+    for name in ("ACTION", "OBSERVATION", "REWARD", "NEXT", "DONE", "TERMINATED", "TRUNCATED",
+                 "IS_INIT"):
+        assert getattr(rl_envs, name) is getattr(_keys, name)
+
+
+@pytest.mark.parametrize("name", ["Pendulum-v1", "CartPole-v1"])
+def test_frame_skip_matches_torchrl(name):
+    ours, theirs = GymEnv(name, frame_skip=3), trl_envs.GymEnv(name, frame_skip=3)
+    assert ours.set_seed(3) == theirs.set_seed(3)
+    torch.manual_seed(0)
+    ref = theirs.rollout(40, break_when_any_done=False)
+    actions = iter(ref["action"])
+    mine = ours.rollout(40, policy=lambda td: td.set("action", next(actions)),
+                        break_when_any_done=False)
+    for key in ref.keys(True, True):
+        torch.testing.assert_close(mine[key], ref[key], msg=str(key))
+    plain = GymEnv(name)
+    plain.set_seed(3)
+    single = plain.rollout(3, policy=lambda td: td.set("action", ref["action"][0]))
+    if name == "Pendulum-v1":  # one skipped step is three plain steps, rewards summed
+        torch.testing.assert_close(mine["next", "observation"][0], single["next", "observation"][-1])
+        torch.testing.assert_close(mine["next", "reward"][0], single["next", "reward"].sum(0))
+
+
+def test_frame_skip_stops_at_done():
+    env = GymEnv("CartPole-v1", frame_skip=4)
+    env.set_seed(0)
+    rollout = env.rollout(50)  # stops at the first done
+    # Each step sums up to 4 rewards of 1; the last one may stop early at the done.
+    assert (rollout["next", "reward"][:-1] == 4).all() and rollout["next", "reward"][-1] <= 4
+    assert rollout["next", "done"][-1].item()
+
+
+@pytest.mark.parametrize("frame_skip", [0, -1, 2.0])
+def test_frame_skip_must_be_a_positive_int(frame_skip):
+    with pytest.raises(ValueError, match="GymEnv: frame_skip must be a positive int"):
+        GymEnv("Pendulum-v1", frame_skip=frame_skip)
+
+
+class _BitsEnv(gymnasium.Env):
+    """A tiny gymnasium env with MultiBinary spaces: observation = the last action's bits."""
+
+    def __init__(self, obs_shape=(3,)):
+        n = obs_shape[0] if len(obs_shape) == 1 else list(obs_shape)
+        self.observation_space = gymnasium.spaces.MultiBinary(n)
+        self.action_space = gymnasium.spaces.MultiBinary(int(np.prod(obs_shape)))
+        self.obs_shape = obs_shape
+
+    def reset(self, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(self.obs_shape, dtype=np.int8), {}
+
+    def step(self, action):
+        bits = np.asarray(action, dtype=np.int8).reshape(self.obs_shape)
+        return bits, float(bits.sum()), False, False, {}
+
+
+gymnasium.register("RlmodsBits-v0", entry_point=_BitsEnv, max_episode_steps=5)
+gymnasium.register("RlmodsBits2d-v0", entry_point=_BitsEnv, kwargs={"obs_shape": (2, 3)},
+                   max_episode_steps=5)
+
+
+def test_multibinary_spaces_match_torchrl():
+    space = gymnasium.spaces.MultiBinary(3)
+    ours, theirs = rl_envs._space_to_spec(space), _gym_to_torchrl_spec_transform(space)
+    assert isinstance(theirs, TorchrlBinary) and type(ours).__name__ == "Binary"
+    assert (ours.shape, ours.dtype) == (theirs.shape, theirs.dtype)
+    ours_env, theirs_env = GymEnv("RlmodsBits-v0"), trl_envs.GymEnv("RlmodsBits-v0")
+    torch.manual_seed(0)
+    ref = theirs_env.rollout(5)
+    actions = iter(ref["action"])
+    mine = ours_env.rollout(5, policy=lambda td: td.set("action", next(actions)))
+    for key in ref.keys(True, True):
+        torch.testing.assert_close(mine[key], ref[key], msg=str(key))
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_rejects_a_2d_multibinary_space():
+    with pytest.raises(TypeError, match="int"):
+        _gym_to_torchrl_spec_transform(gymnasium.spaces.MultiBinary([2, 3]))
+
+
+def test_2d_multibinary_space_better_than_torchrl():
+    spec = rl_envs._space_to_spec(gymnasium.spaces.MultiBinary([2, 3]))
+    assert spec.shape == (2, 3) and spec.dtype == torch.int8
+    env = GymEnv("RlmodsBits2d-v0")
+    rollout = env.rollout(5)
+    assert rollout["next", "observation"].shape == (5, 2, 3)
+    torch.testing.assert_close(rollout["next", "observation"].reshape(5, 6), rollout["action"])
+    assert env.observation_spec["observation"].is_in(rollout["next", "observation"][0])
+
+
+def _torchrl_counting_env(limits):
+    """torchrl's twin of CountingEnv, with a step limit per entry."""
+
+    class TorchrlCounting(trl_envs.EnvBase):
+        def __init__(self):
+            super().__init__(batch_size=(len(limits),))
+            self.limits = torch.tensor(limits, dtype=torch.float32).unsqueeze(-1)
+            self.observation_spec = TorchrlComposite(
+                observation=TorchrlUnbounded((len(limits), 1)), shape=(len(limits),))
+            self.action_spec = TorchrlBounded(-1.0, 1.0, (len(limits), 1))
+            self.reward_spec = TorchrlUnbounded((len(limits), 1))
+
+        def _reset(self, tensordict=None, **kwargs):
+            return TensorDict({"observation": torch.zeros(len(limits), 1),
+                               "done": torch.zeros(len(limits), 1, dtype=torch.bool),
+                               "terminated": torch.zeros(len(limits), 1, dtype=torch.bool)},
+                              self.batch_size)
+
+        def _step(self, tensordict):
+            count = tensordict["observation"] + 1
+            done = count == self.limits
+            return TensorDict({"observation": count, "reward": tensordict["action"].clone(),
+                               "done": done, "terminated": done.clone()}, self.batch_size)
+
+        def _set_seed(self, seed):
+            pass
+
+    return TorchrlCounting()
+
+
+class LimitsEnv(CountingEnv):
+    """CountingEnv with a step limit per entry, done only at the limit (not after it)."""
+
+    def __init__(self, limits):
+        super().__init__(batch_size=(len(limits),))
+        self.limit = torch.tensor(limits, dtype=torch.float32).unsqueeze(-1)
+
+    def _step(self, tensordict):
+        out = super()._step(tensordict)
+        return out.set("done", out["observation"] == self.limit)
+
+
+@pytest.mark.parametrize("flags", [{"break_when_all_done": True},
+                                   {"break_when_any_done": True},
+                                   {"break_when_any_done": False}])
+def test_batched_rollout_break_flags_match_torchrl(flags):
+    limits = [2, 4, 3]
+    ours, theirs = LimitsEnv(limits), _torchrl_counting_env(limits)
+    actions = torch.linspace(-1, 1, 6 * 3).reshape(6, 3, 1)
+    ref = theirs.rollout(6, policy=_replay(actions), **flags)
+    mine = ours.rollout(6, policy=_replay(actions), **flags)
+    assert mine.batch_size == ref.batch_size
+    for key in ref.keys(True, True):
+        torch.testing.assert_close(mine[key], ref[key], msg=str(key))
+
+
+def _replay(actions):
+    steps = iter(actions)
+    return lambda td: td.set("action", next(steps))
+
+
+def test_break_when_all_done_repeats_finished_entries():
+    rollout = LimitsEnv([2, 4, 3]).rollout(10, break_when_all_done=True)
+    assert rollout.batch_size == (3, 4)  # stops when the longest entry is done
+    # Entry 0 ended at its 2nd step; its later rows repeat that transition.
+    assert rollout["next", "observation"][0].squeeze(-1).tolist() == [1.0, 2.0, 2.0, 2.0]
+    assert rollout["next", "done"][0].squeeze(-1).tolist() == [False, True, True, True]
+
+
+def test_both_break_flags_is_a_type_error():
+    with pytest.raises(TypeError, match="break_when_any_done and break_when_all_done cannot both"):
+        CountingEnv().rollout(3, break_when_any_done=True, break_when_all_done=True)
+
+
+def test_rollout_out_matches_torchrl():
+    ours, theirs = GymEnv("Pendulum-v1"), trl_envs.GymEnv("Pendulum-v1")
+    ours.set_seed(0), theirs.set_seed(0)
+    actions = torch.linspace(-2, 2, 4).reshape(4, 1)
+    ref = theirs.rollout(4, policy=_replay(actions), return_contiguous=True)
+    buffer = ref.clone().zero_()
+    mine = ours.rollout(4, policy=_replay(actions), out=buffer, return_contiguous=True)
+    assert mine is buffer
+    for key in ref.keys(True, True):
+        torch.testing.assert_close(buffer[key], ref[key], msg=str(key))
+
+
+def test_callback_sees_the_next_root_like_torchrl():
+    seen = {"ours": [], "theirs": []}
+    for name, env in (("ours", LimitsEnv([9, 9, 9])), ("theirs", _torchrl_counting_env([9, 9, 9]))):
+        env.rollout(4, callback=lambda e, td, name=name: seen[name].append(td["observation"].clone()))
+    assert len(seen["ours"]) == len(seen["theirs"]) == 3
+    for mine, ref in zip(seen["ours"], seen["theirs"]):
+        torch.testing.assert_close(mine, ref)
+
+
+# ---- the value checks and run_type_checks ---------------------------------------------
+
+def test_action_value_check_follows_validate_args():
+    env = GymEnv("Pendulum-v1")
+    outside = env.reset().set("action", torch.tensor([5.0]))
+    with set_validate_args(False):
+        env.step(outside.clone())  # the value check is off: gymnasium clips the action
+        with pytest.raises(ValueError, match=r"GymEnv: 'action' must have shape \(1,\)"):
+            env.step(env.reset().set("action", torch.zeros(2)))  # shape checks stay on
+        checked = GymEnv("Pendulum-v1")
+        checked.run_type_checks = True  # forces the value check back on
+        with pytest.raises(ValueError, match="GymEnv: 'action' must lie in the action spec"):
+            checked.step(checked.reset().set("action", torch.tensor([5.0])))
+    with pytest.raises(ValueError, match="GymEnv: 'action' must lie in the action spec"):
+        env.step(outside)
+
+
+class _Float64Env(CountingEnv):
+    def _step(self, tensordict):
+        return super()._step(tensordict).set("observation", torch.zeros(3, 1, dtype=torch.float64))
+
+
+def test_run_type_checks_checks_output_dtypes():
+    unchecked = _Float64Env()
+    unchecked.rand_step(unchecked.reset())  # not checked by default
+    env = _Float64Env()
+    env.run_type_checks = True
+    with pytest.raises(TypeError, match=r"_Float64Env: 'observation' must have dtype torch.float32"):
+        env.rand_step(env.reset())
+
+
+class _DoneAtResetEnv(CountingEnv):
+    def _reset(self, tensordict=None, **kwargs):
+        return super()._reset(tensordict).set("done", torch.ones(3, 1, dtype=torch.bool))
+
+
+def test_done_after_reset_is_an_error_unless_allowed():
+    with pytest.raises(InvalidValueError, match="_DoneAtResetEnv: 'done' must be False after reset"):
+        _DoneAtResetEnv().reset()
+    env = _DoneAtResetEnv()
+    env.allow_done_after_reset = True
+    assert env.reset()["done"].all()
+
+
+def test_done_after_reset_checks_only_the_entries_asked_to_reset():
+    class HalfDone(CountingEnv):  # entries 1 and 2 come back done from _reset
+        def _reset(self, tensordict=None, **kwargs):
+            done = torch.tensor([[False], [True], [True]])
+            return super()._reset(tensordict).set("done", done)
+
+    env = HalfDone()
+    td = TensorDict({"observation": torch.ones(3, 1), "done": torch.ones(3, 1, dtype=torch.bool)}, [3])
+    env.reset(td.clone().set("_reset", torch.tensor([[True], [False], [False]])))
+    with pytest.raises(InvalidValueError, match="HalfDone: 'done' must be False after reset"):
+        env.reset(td.clone().set("_reset", torch.tensor([[False], [True], [False]])))
+
+
+@pytest.mark.parametrize("make,match", [
+    (lambda: EnvBase(auto_reset=True), r"EnvBase: auto_reset=True \(an env that resets itself"),
+    (lambda: GymEnv("Pendulum-v1").rollout(3, auto_cast_to_device=True),
+     "GymEnv.rollout: auto_cast_to_device=True is not supported"),
+    (lambda: CountingEnv().rollout(3, set_truncated=True),
+     r"CountingEnv.rollout: set_truncated=True needs a 'truncated' done key"),
+    (lambda: TransformedEnv(GymEnv("Pendulum-v1"), device="meta"),
+     "TransformedEnv: device must be the base env's"),
+    (lambda: TransformedEnv(GymEnv("Pendulum-v1"), auto_unwrap=True),
+     "TransformedEnv: auto_unwrap=True is not supported"),
+    (lambda: TensorDictPrimer(hidden=Unbounded(2), reset_key="_reset"),
+     "TensorDictPrimer: reset_key is not supported, got reset_key='_reset'"),
+    (lambda: TensorDictPrimer(hidden=Unbounded(2), expand_specs=False),
+     "TensorDictPrimer: expand_specs is not supported, got expand_specs=False"),
+    (lambda: TensorDictPrimer(hidden=Unbounded(2), call_before_env_reset=True),
+     "TensorDictPrimer: call_before_env_reset is not supported"),
+    (lambda: TensorDictPrimer(hidden=Unbounded(2), single_default_value=True),
+     "TensorDictPrimer: single_default_value is not supported"),
+])
+def test_unsupported_torchrl_arguments_are_rejected(make, match):
+    with pytest.raises(InvalidValueError, match=match):
+        make()
+
+
+def test_transformed_env_rejects_unknown_keyword_arguments():
+    with pytest.raises(TypeError, match=r"TransformedEnv: unexpected keyword arguments "
+                                        r"\['cach_specs', 'transfrom'\]"):
+        TransformedEnv(GymEnv("Pendulum-v1"), cach_specs=True, transfrom=InitTracker())
+    env = TransformedEnv(GymEnv("Pendulum-v1"), InitTracker(), run_type_checks=True)
+    assert env.run_type_checks
+
+
+def test_gym_reset_passes_keyword_arguments_to_gymnasium():
+    env = GymEnv("CartPole-v1")
+    low = env.reset(seed=0, options={"low": 0.0, "high": 0.0})["observation"]
+    assert (low == 0).all()
+    with pytest.raises(TypeError, match="unexpected keyword argument 'optoins'"):
+        env.reset(optoins={})
+
+
+def test_gym_env_on_a_device_puts_specs_and_tensors_there():
+    env = GymEnv("Pendulum-v1", device="meta")
+    assert env.action_spec.device.type == "meta" and env.done_spec.device.type == "meta"
+
+
+def test_gym_env_batch_size_must_be_empty():
+    with pytest.raises(ValueError, match=r"GymEnv: batch_size must be empty .*got \(3,\)"):
+        GymEnv("Pendulum-v1", batch_size=[3])
+
+
+# ---- exception types: what a torchrl user's except clause catches ----------------------
+
+def _torchrl_done_at_reset():
+    env = _torchrl_counting_env([3, 3, 3])
+    env._reset = lambda tensordict=None, **kw: TensorDict(
+        {"observation": torch.zeros(3, 1), "done": torch.ones(3, 1, dtype=torch.bool),
+         "terminated": torch.ones(3, 1, dtype=torch.bool)}, [3])
+    return env
+
+
+ERROR_CASES = {
+    "unknown gym id": (lambda lib: lib.GymEnv("Pendulum-v9")),
+    "step without an action": (lambda lib: (lambda e: e.step(e.reset()))(lib.GymEnv("Pendulum-v1"))),
+    "policy writes no action": (lambda lib: lib.GymEnv("Pendulum-v1").rollout(3, TensorDictModule(
+        torch.nn.Linear(3, 1), in_keys=["observation"], out_keys=["act"]))),
+    "rollout without reset or tensordict": (
+        lambda lib: lib.GymEnv("Pendulum-v1").rollout(3, auto_reset=False)),
+    "primer random and default_value": (lambda lib: lib.TensorDictPrimer(
+        hidden=(Unbounded if lib is rl_envs else TorchrlUnbounded)(2), random=True,
+        default_value=1.0)),
+    "transformed env typo": (lambda lib: lib.TransformedEnv(lib.GymEnv("Pendulum-v1"),
+                                                            cach_specs=True)),
+    "done after reset": (lambda lib: (_DoneAtResetEnv() if lib is rl_envs
+                                      else _torchrl_done_at_reset()).reset()),
+    "set_truncated without a truncated key": (lambda lib: (
+        LimitsEnv([3, 3, 3]) if lib is rl_envs else _torchrl_counting_env([3, 3, 3])).rollout(
+        2, set_truncated=True)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_error_types_match_torchrl(case):
+    make = ERROR_CASES[case]
+    try:
+        make(trl_envs)
+    except Exception as error:  # torchrl's exception type is what we read here
+        theirs = type(error)
+    else:
+        pytest.fail(f"torchrl raised nothing for {case!r}")
+    with pytest.raises(theirs):
+        make(rl_envs)
