@@ -278,13 +278,20 @@ def test_default_atari_dqn_matches_torchrl():
     assert ours(x).shape == (2, 6)
 
 
+@pytest.mark.torchrl_bug
+@pytest.mark.parametrize("net", ["ConvNet", "Conv3dNet"])
+def test_torchrl_conv_ignores_bias_last_layer(net):
+    # torchrl's test `i < len(in_features) - 1` is true for every conv
+    ref = getattr(torchrl_modules, net)(in_features=2, num_cells=[4, 4], bias_last_layer=False)
+    assert "2.bias" in ref.state_dict()
+
+
 @pytest.mark.parametrize("net", ["ConvNet", "Conv3dNet"])
 def test_conv_bias_last_layer_better_than_torchrl(net):
-    # torchrl's test `i < len(in_features) - 1` is true for every conv, so bias_last_layer=False
-    # is silently ignored. rlmods drops the last bias, as the argument says.
+    # rlmods drops the last bias, as the argument says; otherwise the two nets agree.
     ref = getattr(torchrl_modules, net)(in_features=2, num_cells=[4, 4], bias_last_layer=False)
     ours = getattr(rlmods, net)(in_features=2, num_cells=[4, 4], bias_last_layer=False)
-    assert "2.bias" in ref.state_dict() and "2.bias" not in ours.state_dict()
+    assert "2.bias" not in ours.state_dict()
     state = ref.state_dict()
     state.pop("2.bias")
     ours.load_state_dict(state)
@@ -384,14 +391,23 @@ def test_batchrenorm_is_batchnorm_during_warmup():
 
 
 def test_batchrenorm_3d_running_var_better_than_torchrl():
-    # For (N, C, L) input each feature has N * L values; torchrl's unbiased correction uses
-    # N / (N - 1). rlmods (and nn.BatchNorm1d) use N * L / (N * L - 1).
+    # For (N, C, L) input each feature has N * L values; rlmods (and nn.BatchNorm1d) correct
+    # the running variance with N * L / (N * L - 1).
     ref, ours = _pair(warmup_steps=10)
     x = torch.randn(2, 4, 5, generator=torch.Generator().manual_seed(0))
     assert_close(ours(x), ref(x))
     var = x.transpose(0, 1).reshape(4, -1).var(1, unbiased=True)
     assert_close(ours.running_var, 0.99 + 0.01 * var)
-    assert not torch.allclose(ref.running_var, ours.running_var)
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_batchrenorm_3d_running_var_uses_n_only():
+    # torchrl's unbiased correction uses N / (N - 1) whatever L is
+    ref = trl_batchrenorm.BatchRenorm1d(4, warmup_steps=10)
+    x = torch.randn(2, 4, 5, generator=torch.Generator().manual_seed(0))
+    ref(x)
+    biased = x.transpose(0, 1).reshape(4, -1).var(1, unbiased=False)
+    assert_close(ref.running_var, 0.99 + 0.01 * biased * 2 / (2 - 1))
 
 
 def test_batchrenorm_smooth_follows_the_paper_schedule():
@@ -413,19 +429,29 @@ def test_batchrenorm_warmup_factor_better_than_torchrl():
     # torchrl's `num_batches_tracked.clamp_max(warmup_steps)` is not in place: the counter keeps
     # growing and its factor n // warmup_steps becomes 2, 3, ... so r and d leave [1/max_r, max_r]
     # and [-max_d, max_d]. rlmods caps the factor at 1: the paper's bounds hold forever.
-    ref, ours = _pair(warmup_steps=2)
+    ours = BatchRenorm1d(4, warmup_steps=2)
     for step in range(4):
-        ref(_batch(step)), ours(_batch(step))
-    assert int(ref.num_batches_tracked) == 4 and float(ours.warmup_factor()) == 1.0
-    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(1)) * 1000  # r far above max_r
-    with torch.no_grad():
-        for net in (ref, ours):
-            net.weight.fill_(1.0), net.bias.fill_(0.0)
-        y_ours, y_ref = ours(x), ref(x)
-    assert_close(y_ours.std(0, unbiased=False), torch.full((4,), 3.0), rtol=1e-4, atol=1e-4)  # r = max_r
-    assert_close(y_ref.std(0, unbiased=False), torch.full((4,), 5.0), rtol=1e-4, atol=1e-4)  # 1 + 2 * 2
+        ours(_batch(step))
+    assert float(ours.warmup_factor()) == 1.0
+    assert_close(_std_far_above_max_r(ours), torch.full((4,), 3.0), rtol=1e-4, atol=1e-4)  # max_r
     ours.num_batches_tracked.fill_(10**6)
     assert float(ours.warmup_factor()) == 1.0
+
+
+def _std_far_above_max_r(net):
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(1)) * 1000  # r far above max_r
+    with torch.no_grad():
+        net.weight.fill_(1.0), net.bias.fill_(0.0)
+        return net(x).std(0, unbiased=False)
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_batchrenorm_factor_keeps_growing():
+    ref = trl_batchrenorm.BatchRenorm1d(4, warmup_steps=2)
+    for step in range(4):
+        ref(_batch(step))
+    assert int(ref.num_batches_tracked) == 4  # factor 4 // 2 = 2: r bound 1 + 2 * 2
+    assert_close(_std_far_above_max_r(ref), torch.full((4,), 5.0), rtol=1e-4, atol=1e-4)
 
 
 def test_batchrenorm_torchrl_checkpoint_loads():
