@@ -168,15 +168,47 @@ class TensorSpec:
             value = value.astype(np.float32)
         tensor = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value,
                                  dtype=self.dtype, device=None if ignore_device else self.device)
-        if not self._shape_matches(tensor) and tensor.numel() == _concrete(self.shape).numel():
-            tensor = tensor.reshape(_concrete(self.shape))
-        return self._check_encoded(tensor)
+        return self._check_encoded(tensor, reshape=True)
 
-    def _check_encoded(self, tensor: torch.Tensor) -> torch.Tensor:
-        if not self._shape_matches(tensor):
-            raise InvalidValueError(f"{type(self).__name__}.encode: the value must end with shape "
-                                    f"{shape_str(self.shape)}, got shape {shape_str(tensor.shape)}.")
-        return tensor
+    def _check_encoded(self, tensor: torch.Tensor, reshape: bool = False) -> torch.Tensor:
+        """``tensor`` checked against the spec's shape (reshaped, when ``reshape`` and it holds
+        as many numbers); under ``memoize_encode`` the outcome is kept per shape."""
+        key = (tensor.shape, self.shape)
+        shape = self._encode_memo.get(key) if self._encode_memo is not None else None
+        if shape is None:
+            shape = tensor.shape
+            if not self._shape_matches(tensor):
+                if not (reshape and tensor.numel() == _concrete(self.shape).numel()):
+                    raise InvalidValueError(
+                        f"{type(self).__name__}.encode: the value must end with shape "
+                        f"{shape_str(self.shape)}, got shape {shape_str(tensor.shape)}.")
+                shape = _concrete(self.shape)
+            if self._encode_memo is not None:
+                self._encode_memo[key] = shape
+        return tensor.reshape(shape)
+
+    _encode_memo: dict | None = None
+
+    def memoize_encode(self, mode: bool = True) -> None:
+        """Let ``encode`` remember, per input shape, the outcome of its shape check.
+
+        For an environment whose outputs always have the same shape, the check then runs
+        once; ``memoize_encode(False)`` turns this off and ``erase_memoize_cache()`` forgets.
+        The tensors are the same either way (torchrl's version caches its conversion steps,
+        assumes every input is of the first input's type, and warns that it is experimental).
+
+        Examples:
+            >>> spec = Unbounded(2)
+            >>> spec.memoize_encode()
+            >>> spec.encode([1.0, 2.0]), len(spec._encode_memo)
+            (tensor([1., 2.]), 1)
+        """
+        self._encode_memo = {} if mode else None
+
+    def erase_memoize_cache(self) -> None:
+        """Forget what ``memoize_encode`` remembered."""
+        if self._encode_memo is not None:
+            self._encode_memo.clear()
 
     def to_numpy(self, value: torch.Tensor, safe: bool | None = None) -> np.ndarray:
         """The numpy array an environment takes for ``value``: the inverse of ``encode``.
@@ -1183,6 +1215,17 @@ class Composite(TensorSpec):
     def encode(self, value: dict, ignore_device: bool = False) -> TensorDict:
         return TensorDict({key: self[key].encode(v, ignore_device) for key, v in value.items()},
                           batch_size=self.shape, device=self.device)
+
+    def memoize_encode(self, mode: bool = True) -> None:
+        """``memoize_encode`` for every entry (see ``TensorSpec.memoize_encode``)."""
+        for spec in self.values(True, True):
+            if spec is not None:
+                spec.memoize_encode(mode)
+
+    def erase_memoize_cache(self) -> None:
+        for spec in self.values(True, True):
+            if spec is not None:
+                spec.erase_memoize_cache()
 
     def to_numpy(self, value: TensorDictBase, safe: bool | None = None) -> dict:
         """``{key: array}`` for a TensorDict of this spec (nested dicts for nested entries)."""

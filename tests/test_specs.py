@@ -637,6 +637,8 @@ def test_stacked_composite_set_lock_and_expand():
     (lambda m: m.Categorical(3, shape=(3,), mask=torch.eye(3, dtype=torch.bool)), 0, [2, 0]),
     (lambda m: m.OneHot(3, shape=(4, 3)), 0, [3, 1]),
     (lambda m: m.MultiCategorical([2, 3], shape=(3, 2)), 0, [0, 2]),
+    (lambda m: m.Bounded(torch.arange(6.0).reshape(2, 3), 10.0), 1, [2, 0]),
+    (lambda m: m.OneHot(3, shape=(2, 4, 3)), 1, [3, 1]),
 ])
 def test_index_select_matches_torchrl(make, dim, index):
     index = torch.tensor(index)
@@ -796,3 +798,36 @@ def test_spec_errors_are_value_and_type_errors_too():
     with pytest.raises(ValueError, match="Composite: data_cls, step_mdp_static and names are "
                                          "not supported"):
         Composite(step_mdp_static=True)
+
+
+@pytest.mark.parametrize("make,value", [
+    (lambda m: m.Unbounded((2, 2)), [1.0, 2.0, 3.0, 4.0]),
+    (lambda m: m.Bounded(-1, 1, (2,)), np.array([0.5, 0.2])),
+    (lambda m: m.OneHot(3, dtype=torch.int64), 2),
+    (lambda m: m.Categorical(4), 3),
+])
+def test_memoize_encode_gives_the_same_tensors_as_torchrl(make, value):
+    import warnings
+    ours, theirs = make(rlmods), make(trl)
+    ours.memoize_encode()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torchrl warns that its cache is experimental
+        theirs.memoize_encode()
+    for _ in range(2):  # the first call fills the cache, the second reads it
+        torch.testing.assert_close(ours.encode(value), theirs.encode(value))
+    assert len(ours._encode_memo) == 1
+    ours.erase_memoize_cache()
+    assert ours._encode_memo == {}
+    ours.memoize_encode(False)
+    torch.testing.assert_close(ours.encode(value), theirs.encode(value))
+
+
+def test_memoize_encode_still_rejects_a_wrong_shape_and_reaches_composite_entries():
+    spec = Composite(a=Unbounded(2), b=Composite(c=OneHot(3)))
+    spec.memoize_encode()
+    assert spec.encode({"a": [1.0, 2.0]})["a"].tolist() == [1.0, 2.0]
+    assert spec["b", "c"]._encode_memo == {} and spec["a"]._encode_memo
+    with pytest.raises(ValueError, match=r"Unbounded.encode: the value must end with shape"):
+        spec["a"].encode([1.0, 2.0, 3.0])
+    spec.erase_memoize_cache()
+    assert spec["a"]._encode_memo == {}
