@@ -140,6 +140,12 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
                          cache_dist=cache_dist, n_empirical_estimate=n_empirical_estimate,
                          log_prob_keys=log_prob_keys, log_prob_key=log_prob_key,
                          num_samples=num_samples, generator=generator)
+        self._set_spec(spec, safe)
+        # tensordict re-derives log_prob_key on every access; it cannot change after init
+        self._short_log_prob_key = self.log_prob_key if len(self._out_keys) == 1 else None
+
+    def _set_spec(self, spec: TensorSpec | None, safe: bool) -> None:
+        """Store ``spec`` as a Composite over the out_keys, checked against the distribution."""
         owner = type(self).__name__
         try:
             spec = as_composite(spec, list(self._out_keys), owner)
@@ -152,8 +158,6 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
                                     f"got no spec for out_keys={self._out_keys}.")
         self.safe = safe
         self.spec = spec
-        # tensordict re-derives log_prob_key on every access; it cannot change after init
-        self._short_log_prob_key = self.log_prob_key if len(self._out_keys) == 1 else None
 
     spec = SafeModule.spec
     random = SafeModule.random
