@@ -483,12 +483,11 @@ class MultiStepActorWrapper(TensorDictModuleBase):
         return out_keys
 
     def _replan(self, tensordict: TensorDictBase) -> None:
-        """Call the actor where a new plan is needed; merge its plans into the cache."""
-        owner = "MultiStepActorWrapper"
+        """Call the actor where a new plan is needed (``is_init`` or the plan used up)."""
         is_init = tensordict.get(self.init_key, None)  # (*B, 1)
         if is_init is None:
-            raise KeyError(f"{owner}: expected key {key_str(self.init_key)} in the input "
-                           "tensordict (add an InitTracker transform to the env).")
+            raise KeyError(f"MultiStepActorWrapper: expected key {key_str(self.init_key)} in the "
+                           "input tensordict (add an InitTracker transform to the env).")
         counter = tensordict.get(self.counter_key, None)
         counter = is_init.int() if counter is None else counter  # steps taken from the plan
         interval = self.replan_interval or self.n_steps
@@ -497,21 +496,26 @@ class MultiStepActorWrapper(TensorDictModuleBase):
         if is_init.any():
             counter = counter.masked_fill(is_init, 0)
             output = self.actor(tensordict[is_init.reshape(tensordict.shape)])
-            for action_key, chunk_key in zip(self.action_keys, self.chunk_keys):
-                cache_key = self._cache_keys[action_key]
-                plan, cached = output.get(chunk_key), tensordict.get(cache_key, None)
-                if cached is None and not is_init.all():  # torchrl: RuntimeError
-                    raise InvalidValueError(
-                        f"{owner}: is_init must be set everywhere on the first call (no cached "
-                        f"plan under {key_str(cache_key)}), got it partially set.")
-                if cached is not None:
-                    plan = torch.masked_scatter(cached, expand_as_right(is_init, cached), plan)
-                elif isinstance(cache_key, tuple) and output.get(cache_key[:-1], None) is not None:
-                    # keep the actor's container (a tensorclass, say) and its other entries
-                    tensordict.set(cache_key[:-1], output.get(cache_key[:-1]))
-                    continue
-                tensordict.set(cache_key, plan)
+            self._store_plans(tensordict, output, is_init)
         tensordict.set(self.counter_key, counter + 1)
+
+    def _store_plans(self, tensordict: TensorDictBase, output: TensorDictBase,
+                     is_init: torch.Tensor) -> None:
+        """Write the actor's new plans into the cache where ``is_init`` (``(*B, 1)``) is set."""
+        for action_key, chunk_key in zip(self.action_keys, self.chunk_keys):
+            cache_key = self._cache_keys[action_key]
+            plan, cached = output.get(chunk_key), tensordict.get(cache_key, None)
+            if cached is None and not is_init.all():  # torchrl: RuntimeError
+                raise InvalidValueError(
+                    "MultiStepActorWrapper: is_init must be set everywhere on the first call "
+                    f"(no cached plan under {key_str(cache_key)}), got it partially set.")
+            if cached is not None:
+                plan = torch.masked_scatter(cached, expand_as_right(is_init, cached), plan)
+            elif isinstance(cache_key, tuple) and output.get(cache_key[:-1], None) is not None:
+                # keep the actor's container (a tensorclass, say) and its other entries
+                tensordict.set(cache_key[:-1], output.get(cache_key[:-1]))
+                continue
+            tensordict.set(cache_key, plan)
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
         owner = "MultiStepActorWrapper"
