@@ -91,11 +91,30 @@ def _spec_property(full: str, key: str, leaf: bool) -> property:
         if not isinstance(spec, Composite):
             spec = Composite({key: spec}, shape=self.batch_size)
         setattr(self, full, spec)
+        self._lock_specs()  # a spec set anew is locked too, as torchrl does
 
     return property(get, set)
 
 
-class EnvBase(nn.Module):
+_FULL_SPECS = ("full_observation_spec", "full_state_spec", "full_action_spec",
+               "full_reward_spec", "full_done_spec")
+
+
+class _LockSpecsAfterInit(type):
+    """EnvBase's metaclass: once a subclass's ``__init__`` has set the specs, lock them.
+
+    torchrl's metaclass does the same for ``spec_locked=True`` (the default): an entry can no
+    longer be added to ``env.observation_spec`` in place; setting the spec anew still works.
+    """
+
+    def __call__(cls, *args, **kwargs):
+        env = super().__call__(*args, **kwargs)
+        env._built = True
+        env._lock_specs()
+        return env
+
+
+class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
     """Base class of environments: specs, ``reset``, ``step``, ``rollout``.
 
     A subclass sets its specs in ``__init__`` (``self.observation_spec = Composite(...)``,
@@ -123,7 +142,7 @@ class EnvBase(nn.Module):
         self.batch_size = torch.Size(batch_size if batch_size is not None else [])
         self.run_type_checks = run_type_checks
         self.allow_done_after_reset = allow_done_after_reset
-        self.spec_locked = spec_locked
+        self.spec_locked, self._built = spec_locked, False  # _built: set by the metaclass
         self.full_observation_spec = Composite(shape=self.batch_size)
         self.full_state_spec = Composite(shape=self.batch_size)
         self.full_action_spec = Composite(shape=self.batch_size)
@@ -172,6 +191,12 @@ class EnvBase(nn.Module):
         inputs = Composite(full_action_spec=self.full_action_spec,
                            full_state_spec=self.full_state_spec, shape=shape)
         return Composite(output_spec=output, input_spec=inputs, shape=shape)
+
+    def _lock_specs(self) -> None:
+        """Lock every full spec (``spec_locked``), once ``__init__`` is done."""
+        if self._built and self.spec_locked:
+            for name in _FULL_SPECS:
+                getattr(self, name).lock_()
 
     # -- the MDP ------------------------------------------------------------------------
     def _complete_done(self, tensordict: TensorDictBase) -> TensorDictBase:
@@ -616,6 +641,7 @@ class TransformedEnv(EnvBase):
         self.full_state_spec = env.full_state_spec
         self.full_observation_spec = self.transform.transform_observation_spec(
             env.full_observation_spec.clone())
+        self._lock_specs()
 
     def append_transform(self, transform: Transform) -> "TransformedEnv":
         self.transform.append(transform)

@@ -597,6 +597,8 @@ ERROR_CASES = {
                                                             cach_specs=True)),
     "done after reset": (lambda lib: (_DoneAtResetEnv() if lib is rl_envs
                                       else _torchrl_done_at_reset()).reset()),
+    "adding to a locked spec": (lambda lib: lib.GymEnv("Pendulum-v1").observation_spec.set(
+        "extra", (Unbounded if lib is rl_envs else TorchrlUnbounded)(1))),
     "set_truncated without a truncated key": (lambda lib: (
         LimitsEnv([3, 3, 3]) if lib is rl_envs else _torchrl_counting_env([3, 3, 3])).rollout(
         2, set_truncated=True)),
@@ -614,3 +616,46 @@ def test_error_types_match_torchrl(case):
         pytest.fail(f"torchrl raised nothing for {case!r}")
     with pytest.raises(theirs):
         make(rl_envs)
+
+
+# ---- spec_locked ------------------------------------------------------------------------
+
+def test_specs_are_locked_after_init_as_in_torchrl():
+    ours, theirs = GymEnv("Pendulum-v1"), trl_envs.GymEnv("Pendulum-v1")
+    assert ours.full_observation_spec.is_locked and theirs.full_observation_spec.is_locked
+    with pytest.raises(InvalidValueError, match="Composite: cannot set 'extra' of a locked"):
+        ours.observation_spec["extra"] = Unbounded(1)
+    # Setting a spec anew is allowed, and the new spec is locked too.
+    ours.observation_spec = Composite(observation=Unbounded(3))
+    theirs.observation_spec = TorchrlComposite(observation=TorchrlUnbounded(3))
+    assert ours.observation_spec.is_locked and theirs.observation_spec.is_locked
+
+
+def test_spec_locked_false_leaves_specs_open():
+    class Open(CountingEnv):
+        def __init__(self):
+            EnvBase.__init__(self, batch_size=(3,), spec_locked=False)
+            self.observation_spec = Composite(observation=Unbounded((3, 1)), shape=(3,))
+
+    env = Open()
+    env.observation_spec["extra"] = Unbounded((3, 2))
+    assert not env.full_observation_spec.is_locked and "extra" in env.observation_spec.keys()
+
+
+def test_transformed_env_relocks_after_append_transform():
+    env = TransformedEnv(GymEnv("Pendulum-v1"), InitTracker())
+    env.append_transform(TensorDictPrimer(hidden=Unbounded(2)))
+    assert env.full_observation_spec.is_locked and "hidden" in env.observation_spec.keys()
+
+
+def test_book_shows_the_keys_module_verbatim():
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    cells = json.loads((root / "book/01_specs_envs.ipynb").read_text())["cells"]
+    shown = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"
+             and "".join(c["source"]).startswith("# file: rlmods/_keys.py")]
+    assert len(shown) == 1
+    body = shown[0].split("\n", 2)[2]
+    assert body.strip() == (root / "rlmods/_keys.py").read_text().strip()
