@@ -367,3 +367,25 @@ def test_error_types_match_torchrl(case):
         _error_cases(rlmods, rlmods)[case]()
     assert isinstance(ours.value, type(theirs.value)), (type(ours.value), type(theirs.value))
     assert isinstance(ours.value, (ValueError, KeyError))  # and Python's convention holds
+
+
+def test_safe_actor_fallback_paths_give_the_short_path_output():
+    actor = ProbabilisticActor(_net(), in_keys=["loc", "scale"], distribution_class=Normal,
+                               spec=Bounded(-0.5, 0.5, (2,)), safe=True, return_log_prob=True)
+    observation = 5 * _data(batch=6)["observation"]
+    calls = {
+        "td": lambda: actor(TensorDict(observation=observation, batch_size=[6])),
+        "tensordict_out": lambda: actor(TensorDict(observation=observation, batch_size=[6]),
+                                        tensordict_out=TensorDict(batch_size=[6])),
+        "kwargs": lambda: dict(zip(actor.out_keys, actor(observation=observation))),
+    }
+    outputs = {}
+    for name, call in calls.items():
+        torch.manual_seed(0)
+        with set_exploration_type(ExplorationType.RANDOM):
+            outputs[name] = call()
+    action = outputs["td"]["action"]
+    assert bool((action.abs() <= 0.5).all()) and bool((action.abs() == 0.5).any())  # projected
+    for name in ("tensordict_out", "kwargs"):
+        for key in ("loc", "scale", "action", "action_log_prob"):
+            torch.testing.assert_close(outputs[name][key], outputs["td"][key])
