@@ -21,7 +21,7 @@ from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, unrave
 
 from rlmods._checks import InvalidTypeError, InvalidValueError, shape_str
 
-RESERVED_KEYS = ("shape", "device", "dtype", "space")  # Composite attributes, never entry names
+RESERVED_KEYS = ("shape", "device", "dtype", "space")  # Composite attributes, not entry names
 
 
 def _size(shape) -> torch.Size:
@@ -38,7 +38,7 @@ def _concrete(shape) -> torch.Size:
 
 
 def _as_index(index):
-    """Lists in an index become tensors: numpy's rule, not torch's deprecated list-of-lists one."""
+    """Lists in an index become tensors: numpy's rule, not torch's deprecated list-of-lists."""
     if isinstance(index, tuple):
         return tuple(torch.tensor(i) if isinstance(i, list) else i for i in index)
     return torch.tensor(index) if isinstance(index, list) else index
@@ -50,7 +50,7 @@ def _indexed_shape(shape, index) -> torch.Size:
 
 
 def _check_trailing(value: torch.Tensor, shape, owner: str, what: str) -> None:
-    """Raise InvalidValueError (torchrl raises RuntimeError) unless ``value`` ends with ``shape``."""
+    """Raise InvalidValueError (torchrl: RuntimeError) unless ``value`` ends with ``shape``."""
     shape = tuple(shape)
     if value.ndim < len(shape) or tuple(value.shape[value.ndim - len(shape):]) != shape:
         raise InvalidValueError(f"{owner}: {what} must end with shape {shape_str(shape)}, "
@@ -64,8 +64,9 @@ def _expanded_shape(spec, shape) -> torch.Size:
     lead = len(shape) - spec.ndim
     new = [s if s != -1 or i < lead else spec.shape[i - lead] for i, s in enumerate(shape)]
     if lead < 0 or any(old not in (1, -1, s) for old, s in zip(spec.shape, new[lead:])):
-        raise ValueError(f"{type(spec).__name__}.expand: the new shape must end with the spec's "
-                         f"shape {shape_str(spec.shape)} (up to its 1s), got {shape_str(new)}.")
+        raise ValueError(f"{type(spec).__name__}.expand: the new shape must end with the "
+                         f"spec's shape {shape_str(spec.shape)} (up to its 1s), "
+                         f"got {shape_str(new)}.")
     return torch.Size(new)
 
 
@@ -113,7 +114,7 @@ class TensorSpec:
         return torch.Size([*_size(shape), *_concrete(self.shape)])
 
     def zero(self, shape=None) -> torch.Tensor:
-        """A zero-filled tensor of shape ``(*shape, *self.shape)`` (not always in the domain)."""
+        """Zeros of shape ``(*shape, *self.shape)`` (not always in the domain)."""
         return torch.zeros(self._full(shape), dtype=self.dtype, device=self.device)
 
     def one(self, shape=None) -> torch.Tensor:
@@ -166,8 +167,9 @@ class TensorSpec:
         """
         if isinstance(value, np.ndarray) and value.dtype.kind not in "biuf":
             value = value.astype(np.float32)
+        device = None if ignore_device else self.device
         tensor = torch.as_tensor(np.asarray(value) if not torch.is_tensor(value) else value,
-                                 dtype=self.dtype, device=None if ignore_device else self.device)
+                                 dtype=self.dtype, device=device)
         return self._check_encoded(tensor, reshape=True)
 
     def _check_encoded(self, tensor: torch.Tensor, reshape: bool = False) -> torch.Tensor:
@@ -229,7 +231,7 @@ class TensorSpec:
         return self
 
     def _with_shape(self, shape, transform) -> "TensorSpec":
-        """A copy of this spec with a new ``shape``, its per-element tensors ``transform``-ed."""
+        """A copy with a new ``shape``, its per-element tensors ``transform``-ed."""
         new = copy.copy(self)
         new.shape = torch.Size(shape)
         for name in self._per_element:
@@ -239,8 +241,9 @@ class TensorSpec:
         return new
 
     def expand(self, *shape) -> "TensorSpec":
-        """The spec with extra leading (batch) dims, or its size-1 dims repeated, as
-        ``Tensor.expand``: ``shape`` ends with ``self.shape`` up to its 1s (``-1`` keeps a dim).
+        """The spec with extra leading (batch) dims, or its size-1 dims repeated.
+
+        As ``Tensor.expand``: ``shape`` ends with ``self.shape`` up to its 1s (``-1``: keep).
         """
         shape = _expanded_shape(self, shape)
         return self._with_shape(shape, lambda t: t.expand(*shape, *t.shape[self.ndim:]))
@@ -268,7 +271,8 @@ class TensorSpec:
         """The specs of ``value.unbind(dim)`` for a value of this spec (a batch dim).
 
         Examples:
-            >>> [spec.high.tolist() for spec in Bounded(0.0, torch.tensor([1.0, 2.0])).unbind(0)]
+            >>> spec = Bounded(0.0, torch.tensor([1.0, 2.0]))
+            >>> [part.high.tolist() for part in spec.unbind(0)]
             [1.0, 2.0]
         """
         batch = self.ndim - self._event_ndim
@@ -290,7 +294,8 @@ class TensorSpec:
         if dest is None:
             return self
         if isinstance(dest, torch.dtype):
-            new = self._with_shape(self.shape, lambda t: t if t.dtype == torch.bool else t.to(dest))
+            new = self._with_shape(self.shape, lambda t: t if t.dtype == torch.bool
+                                   else t.to(dest))  # masks stay bool
             new.dtype = dest
             return new
         new = self._with_shape(self.shape, lambda t: t.to(dest))
@@ -310,7 +315,8 @@ class TensorSpec:
         for name in self._per_element + self._scalars():
             mine, theirs = getattr(self, name), getattr(other, name)
             if torch.is_tensor(mine) or torch.is_tensor(theirs):
-                if not (torch.is_tensor(mine) and torch.is_tensor(theirs) and torch.equal(mine, theirs)):
+                both = torch.is_tensor(mine) and torch.is_tensor(theirs)
+                if not (both and torch.equal(mine, theirs)):
                     return False
             elif mine != theirs:
                 return False
@@ -330,7 +336,8 @@ class TensorSpec:
             value = getattr(self, name)
             if value is not None:
                 fields.append(f"{name}={value.tolist() if value.numel() <= 8 else '...'}")
-        return f"{type(self).__name__}({', '.join(fields)}, dtype={self.dtype}, device={self.device})"
+        fields += [f"dtype={self.dtype}", f"device={self.device}"]
+        return f"{type(self).__name__}({', '.join(fields)})"
 
 
 class Unbounded(TensorSpec):
@@ -356,9 +363,10 @@ class Unbounded(TensorSpec):
 
     @property
     def space(self) -> ContinuousBox:
-        info = torch.finfo(self.dtype) if self.dtype.is_floating_point else torch.iinfo(self.dtype)
-        return ContinuousBox(torch.full(self.shape, info.min, dtype=self.dtype, device=self.device),
-                             torch.full(self.shape, info.max, dtype=self.dtype, device=self.device))
+        info = (torch.finfo if self.dtype.is_floating_point else torch.iinfo)(self.dtype)
+        low, high = (torch.full(self.shape, bound, dtype=self.dtype, device=self.device)
+                     for bound in (info.min, info.max))
+        return ContinuousBox(low, high)
 
     def rand(self, shape=None) -> torch.Tensor:
         """Standard normal draws (random integers in ``[-100, 100)`` for a discrete dtype)."""
@@ -366,7 +374,8 @@ class Unbounded(TensorSpec):
             return torch.randn(self._full(shape), dtype=self.dtype, device=self.device)
         if self.dtype == torch.bool:
             return torch.randint(0, 2, self._full(shape), device=self.device).bool()
-        return torch.randint(-100, 100, self._full(shape), dtype=self.dtype, device=self.device)
+        full = self._full(shape)
+        return torch.randint(-100, 100, full, dtype=self.dtype, device=self.device)
 
     def is_in(self, value: torch.Tensor) -> bool:
         return self._shape_matches(value) and value.dtype == self.dtype
@@ -463,7 +472,7 @@ class Bounded(TensorSpec):
 
 
 def _sample_allowed(mask: torch.Tensor, shape) -> torch.Tensor:
-    """Indices drawn uniformly among the True entries of ``mask`` (last dim), for each of ``shape``."""
+    """``shape`` indices, each uniform among the True entries of ``mask``'s last dim."""
     probs = mask.expand(*shape, mask.shape[-1]).reshape(-1, mask.shape[-1]).float()
     return torch.multinomial(probs, 1).reshape(shape)
 
@@ -534,8 +543,8 @@ class OneHot(TensorSpec):
             mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
             _check_trailing(mask, shape[-1:], type(self).__name__, "mask")
             if not all(group.any(-1).all() for group in mask.split(groups, -1)):
-                raise ValueError(f"{type(self).__name__}: mask must allow at least one category "
-                                 "in every row, got a row of all False.")
+                raise ValueError(f"{type(self).__name__}: mask must allow at least one "
+                                 "category in every row, got a row of all False.")
             mask = mask.expand(shape)
         self.mask = mask
 
@@ -564,7 +573,8 @@ class OneHot(TensorSpec):
     def encode(self, value, ignore_device: bool = False) -> torch.Tensor:
         """Category indices (a gymnasium ``Discrete`` action) to one-hot vectors."""
         index = torch.as_tensor(np.asarray(value), dtype=torch.int64)
-        return self._check_encoded(self.to_one_hot(index.to(None if ignore_device else self.device)))
+        index = index.to(None if ignore_device else self.device)
+        return self._check_encoded(self.to_one_hot(index))
 
     def to_numpy(self, value: torch.Tensor, safe: bool | None = None) -> np.ndarray:
         """The category indices of one-hot ``value``, what a gymnasium ``Discrete`` takes."""
@@ -591,7 +601,8 @@ class OneHot(TensorSpec):
         values = torch.eye(self.n, dtype=self.dtype, device=self.device)
         if use_mask and self.mask is not None:
             values = values[self.mask.reshape(-1, self.n)[0]]
-        return values.reshape(-1, *[1] * (self.ndim - 1), self.n).expand(-1, *self.shape).clone()
+        values = values.reshape(-1, *[1] * (self.ndim - 1), self.n)
+        return values.expand(-1, *self.shape).clone()
 
     def cardinality(self) -> int:
         return self.n
@@ -630,7 +641,7 @@ class Categorical(TensorSpec):
     update_mask = OneHot.update_mask
 
     def _mask_layout(self):
-        return (*self.shape, self.n), [self.n]  # one boolean per category, after the index dims
+        return (*self.shape, self.n), [self.n]  # a boolean per category, after the index dims
 
     @property
     def _allowed(self) -> torch.Tensor | None:
@@ -659,7 +670,8 @@ class Categorical(TensorSpec):
         index = value.round().clamp(0, self.n - 1)
         if self._allowed is not None:
             arange = torch.arange(self.n, device=value.device)
-            index = _masked_argmax(-(arange - index.unsqueeze(-1)).abs().float(), self._allowed)
+            distance = (arange - index.unsqueeze(-1)).abs().float()
+            index = _masked_argmax(-distance, self._allowed)
         return index.to(self.dtype)
 
     def to_one_hot(self, value: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
@@ -701,7 +713,8 @@ class Binary(Categorical):
             raise TypeError("Binary: give n or shape, got neither.")
         shape = _size(shape) if shape is not None else torch.Size([n])
         if n is not None and shape[-1] != n:
-            raise ValueError(f"Binary: shape must end with n={n}, got shape {shape_str(shape)}.")
+            raise ValueError(f"Binary: shape must end with n={n}, "
+                             f"got shape {shape_str(shape)}.")
         super().__init__(2, shape, device, dtype)
 
     def update_mask(self, mask):
@@ -714,7 +727,8 @@ class Binary(Categorical):
     def enumerate(self, use_mask: bool = False) -> torch.Tensor:
         bits = self.shape[-1]
         codes = torch.arange(2 ** bits, device=self.device).unsqueeze(-1)
-        values = ((codes >> torch.arange(bits - 1, -1, -1, device=self.device)) & 1).to(self.dtype)
+        powers = torch.arange(bits - 1, -1, -1, device=self.device)
+        values = ((codes >> powers) & 1).to(self.dtype)
         return values.reshape(-1, *[1] * (self.ndim - 1), bits).expand(-1, *self.shape).clone()
 
     def cardinality(self) -> int:
@@ -763,7 +777,8 @@ class MultiOneHot(OneHot):
         return all(part.is_in(v) for part, v in zip(self._parts(), self._split(value)))
 
     def _project(self, value: torch.Tensor) -> torch.Tensor:
-        return torch.cat([part._project(v) for part, v in zip(self._parts(), self._split(value))], -1)
+        parts = zip(self._parts(), self._split(value))
+        return torch.cat([part._project(v) for part, v in parts], -1)
 
     def encode(self, value, ignore_device: bool = False) -> torch.Tensor:
         """Per-group category indices (a gymnasium ``MultiDiscrete`` action) to one-hot."""
@@ -821,7 +836,7 @@ class MultiCategorical(Categorical):
     """
 
     _per_element = ("_allowed",)
-    _allowed = None  # (*shape, max(nvec)): index k allowed in element i when k < nvec[i] & mask
+    _allowed = None  # (*shape, max(nvec)): k allowed in element i when k < nvec[i] and mask
     _event_ndim = 1
 
     def __init__(self, nvec, shape=None, device=None, dtype=torch.int64, mask=None,
@@ -857,11 +872,12 @@ class MultiCategorical(Categorical):
         allowed = torch.arange(self.n, device=self.device) < nvec.unsqueeze(-1)  # (*nvec, n)
         if self.mask is not None:
             groups = self.mask.split(self.nvec, -1)
-            allowed = torch.stack([nn_functional.pad(g, (0, self.n - g.shape[-1])) for g in groups], -2)
+            padded = [nn_functional.pad(g, (0, self.n - g.shape[-1])) for g in groups]
+            allowed = torch.stack(padded, -2)
         self._allowed = allowed.expand(*_concrete(self.shape), self.n)
 
     def _with_shape(self, shape, transform):
-        # The mask's last dim is sum(nvec), not part of the spec's shape: index its batch dims only.
+        # The mask's last dim is sum(nvec), not part of the spec's shape: index its batch dims.
         new = TensorSpec._with_shape(self, shape, transform)
         if self.mask is not None:
             rows = self.mask.unsqueeze(-2).expand(*self.shape, self.mask.shape[-1])
@@ -910,7 +926,7 @@ def _nested(key) -> tuple[str, ...]:
 
 
 def _is_key(key) -> bool:
-    """Whether ``key`` names an entry (``"a"``, ``("a", "b")``) rather than indexes the batch."""
+    """Whether ``key`` names an entry (``"a"``, ``("a", "b")``), not an index of the batch."""
     return isinstance(key, str) or (isinstance(key, tuple) and bool(key)
                                     and all(isinstance(k, (str, tuple)) for k in key))
 
@@ -920,7 +936,7 @@ class _ReservedKeyError(ValueError, AttributeError):
 
 
 class _CompositeKeys:
-    """A Composite's keys: iterable and sized; ``in`` unravels nested keys, as tensordict's view.
+    """A Composite's keys: iterable, sized; ``in`` unravels nested keys, as tensordict's view.
 
     Examples:
         >>> keys = Composite(a=Composite(b=Unbounded(1))).keys(True)
@@ -977,8 +993,8 @@ class Composite(TensorSpec):
     def __init__(self, *args, shape=None, device=None, data_cls=None, step_mdp_static=False,
                  names=None, **kwargs):
         if data_cls is not None or step_mdp_static or names is not None:
-            raise ValueError("Composite: data_cls, step_mdp_static and names are not supported, "
-                             f"got {data_cls=}, {step_mdp_static=}, {names=}.")
+            raise ValueError("Composite: data_cls, step_mdp_static and names are not "
+                             f"supported, got {data_cls=}, {step_mdp_static=}, {names=}.")
         self._shape = _size(shape)
         self.device = torch.device(device) if device is not None else None
         self.dtype, self._locked, self._specs = None, False, {}
@@ -1023,7 +1039,8 @@ class Composite(TensorSpec):
 
     def __setitem__(self, key, spec) -> None:
         if not _is_key(key):
-            raise TypeError(f"Composite: keys must be strings or tuples of strings, got {key!r}.")
+            raise TypeError("Composite: keys must be strings or tuples of strings, "
+                            f"got {key!r}.")
         key = _nested(key)
         if any(k in RESERVED_KEYS for k in key):
             raise _ReservedKeyError(f"Composite: keys must not be one of {RESERVED_KEYS} "
@@ -1092,7 +1109,8 @@ class Composite(TensorSpec):
             >>> list(spec.update(Composite(obs=Composite(y=Unbounded(2)))).keys(True, True))
             [('obs', 'x'), ('obs', 'y')]
         """
-        for key, spec in (other.items() if isinstance(other, Composite) else dict(other).items()):
+        items = other.items() if isinstance(other, Composite) else dict(other).items()
+        for key, spec in items:
             mine = self.get(key)
             if isinstance(mine, Composite) and isinstance(spec, (Composite, dict)):
                 mine.update(spec)
@@ -1169,9 +1187,9 @@ class Composite(TensorSpec):
 
     def _build(self, method: str, shape) -> TensorDict:
         shape = _size(shape)
-        return TensorDict({key: getattr(spec, method)(shape) for key, spec in self._specs.items()
-                           if spec is not None}, batch_size=(*shape, *self.shape),
-                          device=self.device)
+        values = {key: getattr(spec, method)(shape) for key, spec in self._specs.items()
+                  if spec is not None}
+        return TensorDict(values, batch_size=(*shape, *self.shape), device=self.device)
 
     def rand(self, shape=None) -> TensorDict:
         return self._build("rand", shape)
@@ -1213,8 +1231,8 @@ class Composite(TensorSpec):
         return value
 
     def encode(self, value: dict, ignore_device: bool = False) -> TensorDict:
-        return TensorDict({key: self[key].encode(v, ignore_device) for key, v in value.items()},
-                          batch_size=self.shape, device=self.device)
+        values = {key: self[key].encode(v, ignore_device) for key, v in value.items()}
+        return TensorDict(values, batch_size=self.shape, device=self.device)
 
     def memoize_encode(self, mode: bool = True) -> None:
         """``memoize_encode`` for every entry (see ``TensorSpec.memoize_encode``)."""
@@ -1257,7 +1275,8 @@ class Composite(TensorSpec):
 
     def expand(self, *shape) -> "Composite":
         shape = _expanded_shape(self, shape)
-        return self._with_shape(shape, lambda spec: spec.expand(*shape, *spec.shape[self.ndim:]))
+        return self._with_shape(shape,
+                                lambda spec: spec.expand(*shape, *spec.shape[self.ndim:]))
 
     def unsqueeze(self, dim: int) -> "Composite":
         dim = dim if dim >= 0 else dim + self.ndim + 1
@@ -1310,8 +1329,8 @@ def _index_parts(stack, index):
     index = _as_index(index)
     index = index if isinstance(index, tuple) else (index,)
     if any(i is Ellipsis or i is None for i in index):
-        raise InvalidValueError(f"{type(stack).__name__}: an index must hold only ints, slices "
-                                f"and index tensors, got {index!r}.")
+        raise InvalidValueError(f"{type(stack).__name__}: an index must hold only ints, "
+                                f"slices and index tensors, got {index!r}.")
     index += (slice(None),) * (stack.dim + 1 - len(index))
     rest = index[:stack.dim] + index[stack.dim + 1:]
     parts = [part[rest] if rest else part for part in stack._parts]
@@ -1339,7 +1358,7 @@ class _LazyStack:
         return TensorSpec.unbind(self, dim)
 
     def _unbound(self, value) -> tuple[int, tuple]:
-        """The dim of ``value`` (which may have extra leading dims) that runs along the parts."""
+        """The dim of ``value`` (maybe with extra leading dims) that runs along the parts."""
         dim = value.ndim - self.ndim + self.dim
         return dim, value.unbind(dim)
 
@@ -1355,10 +1374,13 @@ class _LazyStack:
     def expand(self, *shape):
         shape = _expanded_shape(self, shape)
         lead = shape[:len(shape) - self.ndim]
-        return type(self)([p.expand(*lead, *p.shape) for p in self._parts], self.dim + len(lead))
+        parts = [part.expand(*lead, *part.shape) for part in self._parts]
+        return type(self)(parts, self.dim + len(lead))
 
     def to(self, dest):
-        return self if dest is None else type(self)([p.to(dest) for p in self._parts], self.dim)
+        if dest is None:
+            return self
+        return type(self)([part.to(dest) for part in self._parts], self.dim)
 
     def clone(self):
         return type(self)([part.clone() for part in self._parts], self.dim)
@@ -1395,8 +1417,9 @@ class Stacked(_LazyStack, TensorSpec):
 
     def _values(self, method: str, shape) -> torch.Tensor:
         if -1 in self.shape:
-            raise InvalidValueError(f"Stacked: the parts' shapes differ ({shape_str(self.shape)}"
-                                    f"), so no tensor holds them; use spec.unbind({self.dim}).")
+            raise InvalidValueError(f"Stacked: the parts' shapes differ "
+                                    f"({shape_str(self.shape)}), so no tensor holds them; "
+                                    f"use spec.unbind({self.dim}).")
         values = [getattr(part, method)(shape) for part in self._parts]
         return torch.stack(values, len(_size(shape)) + self.dim)
 
@@ -1455,7 +1478,8 @@ class StackedComposite(_LazyStack, Composite):
 
     def __setitem__(self, key, spec) -> None:
         if not _is_key(key):
-            raise TypeError(f"Composite: keys must be strings or tuples of strings, got {key!r}.")
+            raise TypeError("Composite: keys must be strings or tuples of strings, "
+                            f"got {key!r}.")
         specs = [None] * len(self._parts) if spec is None else spec.unbind(self.dim)
         for part, sub in zip(self._parts, specs):
             part[key] = sub
@@ -1519,7 +1543,8 @@ def _stack(specs, dim: int = 0, *, out=None) -> TensorSpec:
     first, composite = specs[0], isinstance(specs[0], Composite)
     checks = ("shape",) if composite else ("device", "dtype", "ndim")
     for spec in specs[1:]:
-        if isinstance(spec, Composite) != composite or not (composite or type(spec) is type(first)):
+        same_class = isinstance(spec, Composite) if composite else type(spec) is type(first)
+        if not same_class:
             raise InvalidTypeError(f"torch.stack: the specs must be of one class, got "
                                    f"{type(first).__name__} and {type(spec).__name__}.")
         for what in checks:
@@ -1529,7 +1554,8 @@ def _stack(specs, dim: int = 0, *, out=None) -> TensorSpec:
     batch = first.ndim - first._event_ndim
     if not -first.ndim - 1 <= dim <= batch:
         raise ValueError(f"torch.stack: dim must be in [{-first.ndim - 1}, {batch}] for "
-                         f"{type(first).__name__} of shape {shape_str(first.shape)}, got {dim}.")
+                         f"{type(first).__name__} of shape {shape_str(first.shape)}, "
+                         f"got {dim}.")
     dim %= first.ndim + 1
     if all(spec == first for spec in specs[1:]):
         shape = [*first.shape[:dim], len(specs), *first.shape[dim:]]
@@ -1543,7 +1569,7 @@ def _stack(specs, dim: int = 0, *, out=None) -> TensorSpec:
 
 
 def _index_select(spec: TensorSpec, dim: int, index: torch.Tensor) -> TensorSpec:
-    """``torch.index_select(spec, dim, index)``: the spec of ``value.index_select(dim, index)``.
+    """``torch.index_select(spec, dim, index)``: the spec of ``value.index_select(dim, ...)``.
 
     Examples:
         >>> spec = Bounded(0.0, torch.tensor([1.0, 2.0, 3.0]))
@@ -1551,8 +1577,9 @@ def _index_select(spec: TensorSpec, dim: int, index: torch.Tensor) -> TensorSpec
         tensor([3., 1.])
     """
     if not -spec.ndim <= dim < spec.ndim or index.ndim > 1:
-        raise IndexError(f"torch.index_select: needs a dim in [{-spec.ndim}, {spec.ndim}) and a "
-                         f"1-D index, got dim={dim} and index of shape {shape_str(index.shape)}.")
+        raise IndexError(f"torch.index_select: needs a dim in [{-spec.ndim}, {spec.ndim}) "
+                         f"and a 1-D index, got dim={dim} and index of shape "
+                         f"{shape_str(index.shape)}.")
     dim %= spec.ndim
     if dim >= spec.ndim - spec._event_ndim:
         raise ValueError(f"torch.index_select: dim {dim} of {type(spec).__name__} holds its "
