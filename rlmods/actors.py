@@ -98,11 +98,6 @@ def call_td_module(module: TensorDictModule, tensordict: TensorDictBase,
     return tensordict
 
 
-def _as_composite(spec, out_keys: list, owner: str) -> Composite:
-    """Kept for modules that still import it; use ``rlmods._spec_args.as_composite``."""
-    return as_composite(spec, out_keys, owner)
-
-
 class SafeModule(TensorDictModule):
     """A ``TensorDictModule`` with an output spec; ``safe=True`` projects outputs into it.
 
