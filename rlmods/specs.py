@@ -326,14 +326,14 @@ class TensorSpec:
         return ()
 
     def _stack_names(self) -> tuple[str, ...]:
-        """The per-element tensors (bounds, masks) that ``torch.stack`` stacks."""
+        """The per-element tensors (bounds, masks) that ``torch.stack`` stacks, repr shows."""
         return self._per_element
 
     def __repr__(self) -> str:
         fields = [f"shape={shape_str(self.shape)}"]
         fields += [f"{name}={getattr(self, name)}" for name in self._scalars()]
-        for name in self._per_element:  # bounds and masks, when short enough to read
-            value = getattr(self, name)
+        for name in self._stack_names():  # bounds and masks, when short enough to read
+            value = None if name.startswith("_") else getattr(self, name)
             if value is not None:
                 fields.append(f"{name}={value.tolist() if value.numel() <= 8 else '...'}")
         fields += [f"dtype={self.dtype}", f"device={self.device}"]
@@ -1068,8 +1068,8 @@ class Composite(TensorSpec):
             key = _as_index(key)
             return self._with_shape(_indexed_shape(self.shape, key), lambda spec: spec[key])
         key = _nested(key)
-        spec = self._specs.get(key[0], self._specs)  # self._specs: a marker for "missing"
-        if spec is self._specs or (len(key) > 1 and not isinstance(spec, Composite)):
+        spec = self._specs.get(key[0])
+        if key[0] not in self._specs or (len(key) > 1 and not isinstance(spec, Composite)):
             raise KeyError(f"Composite: no entry {unravel_key(key)!r}; the entries are "
                            f"{list(self.keys(True))}.")
         return spec if len(key) == 1 else spec[key[1:]]
@@ -1414,6 +1414,9 @@ class Stacked(_LazyStack, TensorSpec):
                          specs[0].dtype)
         self._parts, self.dim, self.domain = list(specs), dim, specs[0].domain
         self._event_ndim = specs[0]._event_ndim
+
+    def _scalars(self) -> tuple[str, ...]:
+        return ("dim",)
 
     def _values(self, method: str, shape) -> torch.Tensor:
         if -1 in self.shape:
