@@ -160,19 +160,19 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
 
     @property
     def action_keys(self) -> list:
-        return self.full_action_spec.keys(True, True)
+        return list(self.full_action_spec.keys(True, True))
 
     @property
     def reward_keys(self) -> list:
-        return self.full_reward_spec.keys(True, True)
+        return list(self.full_reward_spec.keys(True, True))
 
     @property
     def done_keys(self) -> list:
-        return self.full_done_spec.keys(True, True)
+        return list(self.full_done_spec.keys(True, True))
 
     @property
     def observation_keys(self) -> list:
-        return self.full_observation_spec.keys(True, True)
+        return list(self.full_observation_spec.keys(True, True))
 
     @property
     def action_key(self):
