@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tensordict import unravel_key_list
 
-from rlmods._checks import key_str
+from rlmods._checks import InvalidValueError, key_str
 from rlmods._keys import IGNORE
 from rlmods.specs import Composite, TensorSpec
 
@@ -20,8 +20,9 @@ def as_composite(spec, out_keys, owner: str, *, leaf_key=None, batch_shape: bool
     ``None`` gives an empty Composite; a single spec goes under ``leaf_key`` (by default the
     only out_key); a Composite is copied. Out_keys the spec does not cover get ``None``
     (torchrl's "no constraint"). With ``strict``, a spec key that is not an out_key is an
-    error naming both. ``batch_shape=True`` gives the Composite the leaf's leading dims
-    (``spec.shape[:-1]``), as torchrl's exploration and Q-value modules do.
+    error naming both (``InvalidValueError``: torchrl raises ``RuntimeError`` there).
+    ``batch_shape=True`` gives the Composite the leaf's leading dims (``spec.shape[:-1]``),
+    as torchrl's exploration and Q-value modules do.
 
     Examples:
         >>> from rlmods.specs import Bounded
@@ -37,8 +38,9 @@ def as_composite(spec, out_keys, owner: str, *, leaf_key=None, batch_shape: bool
         raise TypeError(f"{owner}: spec must be a TensorSpec or a Composite, got {type(spec).__name__}.")
     elif not isinstance(spec, Composite):
         if leaf_key is None and len(out_keys) != 1:
-            raise ValueError(f"{owner}: a single (non-Composite) spec needs exactly one out_key, got "
-                             f"out_keys={out_keys}; pass a Composite keyed by the out_keys.")
+            raise InvalidValueError(f"{owner}: a single (non-Composite) spec needs exactly one "
+                                    f"out_key, got out_keys={out_keys}; pass a Composite keyed "
+                                    "by the out_keys.")
         leaf_key = out_keys[0] if leaf_key is None else leaf_key
         shape = spec.shape[:-1] if batch_shape else ()
         spec = Composite({leaf_key: spec.clone()}, shape=shape)
@@ -47,8 +49,9 @@ def as_composite(spec, out_keys, owner: str, *, leaf_key=None, batch_shape: bool
     spec_keys = unravel_key_list(list(spec.keys(True, True)))
     extra = [key for key in spec_keys if key not in out_keys and key != IGNORE]
     if strict and extra:
-        raise ValueError(f"{owner}: spec keys must be among the out_keys {out_keys}, got spec keys "
-                         f"{spec_keys} ({', '.join(key_str(k) for k in extra)} not an out_key).")
+        raise InvalidValueError(f"{owner}: spec keys must be among the out_keys {out_keys}, got "
+                                f"spec keys {spec_keys} "
+                                f"({', '.join(key_str(k) for k in extra)} not an out_key).")
     for key in out_keys:
         if key not in spec_keys and key != IGNORE:
             spec[key] = None
