@@ -526,7 +526,23 @@ class OneHot(TensorSpec):
 
     @property
     def space(self) -> CategoricalBox:
+        """The ``n`` categories; setting it changes ``n`` (a Categorical without a mask only).
+
+        Examples:
+            >>> spec = Categorical(3)
+            >>> spec.space = CategoricalBox(5)
+            >>> spec.n, spec.cardinality()
+            (5, 5)
+        """
         return CategoricalBox(self.n)
+
+    @space.setter
+    def space(self, box: CategoricalBox) -> None:
+        # A one-hot spec's n is its last dim, and a mask has n entries: both pin n.
+        if box.n != self.n and (self.mask is not None or self._event_ndim):
+            raise ValueError(f"{type(self).__name__}: space.n can change only for a "
+                             f"Categorical without a mask, got n={box.n} for n={self.n}.")
+        self.n = int(box.n)
 
     def _mask_layout(self):
         """The mask's shape, and the sizes of the groups its last dim splits into."""

@@ -847,3 +847,32 @@ def test_memoize_encode_still_rejects_a_wrong_shape_and_reaches_composite_entrie
         spec["a"].encode([1.0, 2.0, 3.0])
     spec.erase_memoize_cache()
     assert spec["a"]._encode_memo == {}
+
+
+def test_categorical_space_setter_like_torchrl():
+    from rlmods.specs import CategoricalBox
+    from torchrl.data.tensor_specs import CategoricalBox as TrlBox
+    for m, box in ((rlmods, CategoricalBox), (trl, TrlBox)):
+        spec = m.Categorical(3)
+        spec.space = box(5)
+        assert spec.n == spec.cardinality() == 5 and spec.is_in(torch.tensor(4))
+        assert spec.rand((200,)).max() == 4
+
+
+@pytest.mark.parametrize("make", [
+    lambda: OneHot(3), lambda: Categorical(3, mask=torch.tensor([True, False, True]))])
+def test_space_setter_keeps_n_where_the_shape_or_mask_pins_it_better_than_torchrl(make):
+    from rlmods.specs import CategoricalBox
+    spec = make()
+    with pytest.raises(ValueError, match="space.n can change only for a Categorical without a "
+                                         "mask, got n=5 for n=3"):
+        spec.space = CategoricalBox(5)
+    assert spec.n == 3
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_onehot_space_setter_breaks_the_shape():
+    from torchrl.data.tensor_specs import CategoricalBox
+    spec = trl.OneHot(3)
+    spec.space = CategoricalBox(5)
+    assert spec.shape == (3,) and spec.rand().shape == (5,)
