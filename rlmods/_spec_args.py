@@ -35,7 +35,8 @@ def as_composite(spec, out_keys, owner: str, *, leaf_key=None, batch_shape: bool
     if spec is None:
         spec = Composite()
     elif not isinstance(spec, TensorSpec):
-        raise TypeError(f"{owner}: spec must be a TensorSpec or a Composite, got {type(spec).__name__}.")
+        raise TypeError(f"{owner}: spec must be a TensorSpec or a Composite, "
+                        f"got {type(spec).__name__}.")
     elif not isinstance(spec, Composite):
         if leaf_key is None and len(out_keys) != 1:
             raise InvalidValueError(f"{owner}: a single (non-Composite) spec needs exactly one "
@@ -72,6 +73,6 @@ def leaf_spec(spec, key, owner: str) -> TensorSpec:
                            f"got keys {list(spec.keys(True, True))}.")
         spec = spec[key]
     if not isinstance(spec, TensorSpec):
-        raise TypeError(f"{owner}: spec must be a TensorSpec (the action spec, e.g. env.action_spec), "
-                        f"got {type(spec).__name__}.")
+        raise TypeError(f"{owner}: spec must be a TensorSpec (the action spec, e.g. "
+                        f"env.action_spec), got {type(spec).__name__}.")
     return spec
