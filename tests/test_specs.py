@@ -531,7 +531,7 @@ def test_to_numpy_safe_checks_the_domain_like_torchrl():
     for m in (rlmods, trl):
         spec = m.Bounded(0.0, 1.0, (2,))
         assert spec.to_numpy(torch.tensor([1.5, 0.25])).tolist() == [1.5, 0.25]
-        with pytest.raises(AssertionError):
+        with pytest.raises(AssertionError, match="not in (space|the spec's domain)"):
             spec.to_numpy(torch.tensor([1.5, 0.25]), safe=True)
 
 
@@ -876,3 +876,16 @@ def test_torchrl_onehot_space_setter_breaks_the_shape():
     spec = trl.OneHot(3)
     spec.space = CategoricalBox(5)
     assert spec.shape == (3,) and spec.rand().shape == (5,)
+
+
+def test_stacked_composite_nested_under_agents_like_torchrl():
+    def make(m):
+        agents = torch.stack(list(_agents(m)), 0)
+        return m.Composite(agents=agents, reward=m.Unbounded(1))
+    ours, theirs = make(rlmods), make(trl)
+    assert sorted(map(str, ours.keys(True, True))) == sorted(map(str, theirs.keys(True, True)))
+    assert ours["agents", "obs"].shape == theirs["agents", "obs"].shape == (2, -1)
+    for td in (ours.rand(), theirs.rand(), ours.zero((3,))[0]):
+        assert ours.is_in(td) and theirs.is_in(td)
+        assert td["agents"][1]["obs"].shape == (4,)
+    assert ours.rand((3,))["agents"].batch_size == theirs.rand((3,))["agents"].batch_size
