@@ -699,6 +699,21 @@ class OneHotCategorical(D.Categorical):
         return self.mode
 
 
+def _check_masked_args(owner: str, logits, probs, mask, indices) -> None:
+    """Exactly one of logits/probs and one of mask/indices, with a bool mask or integer indices."""
+    if (mask is None) == (indices is None):
+        raise ValueError(f"{owner}: exactly one of mask or indices must be given, "
+                         f"got {'both' if mask is not None else 'neither'}.")
+    if (logits is None) == (probs is None):
+        raise ValueError(f"{owner}: exactly one of logits or probs must be given, "
+                         f"got {'both' if logits is not None else 'neither'}.")
+    if mask is not None and mask.dtype != torch.bool:
+        raise TypeError(f"{owner}: mask must be a bool tensor, got dtype {mask.dtype}.")
+    if indices is not None and (indices.dtype.is_floating_point or indices.dtype == torch.bool):
+        raise TypeError(f"{owner}: indices must be an integer tensor, "
+                        f"got dtype {indices.dtype}.")
+
+
 class MaskedCategorical(D.Categorical):
     """A categorical over the allowed actions only: a dense ``mask`` or sparse ``indices``.
 
@@ -734,18 +749,7 @@ class MaskedCategorical(D.Categorical):
                  mask: torch.Tensor | None = None, indices: torch.Tensor | None = None,
                  neg_inf: float = float("-inf"), padding_value: int | None = None,
                  use_cross_entropy: bool = True, padding_side: str = "left") -> None:
-        owner = type(self).__name__
-        if (mask is None) == (indices is None):
-            raise ValueError(f"{owner}: exactly one of mask or indices must be given, "
-                             f"got {'both' if mask is not None else 'neither'}.")
-        if (logits is None) == (probs is None):
-            raise ValueError(f"{owner}: exactly one of logits or probs must be given, "
-                             f"got {'both' if logits is not None else 'neither'}.")
-        if mask is not None and mask.dtype != torch.bool:
-            raise TypeError(f"{owner}: mask must be a bool tensor, got dtype {mask.dtype}.")
-        if indices is not None and (indices.dtype.is_floating_point or indices.dtype == torch.bool):
-            raise TypeError(f"{owner}: indices must be an integer tensor, "
-                            f"got dtype {indices.dtype}.")
+        _check_masked_args(type(self).__name__, logits, probs, mask, indices)
         self._sparse_mask, self._mask = indices is not None, mask if mask is not None else indices
         self.neg_inf, self._padding_value, self._padding_side = neg_inf, padding_value, padding_side
         self.use_cross_entropy = use_cross_entropy
