@@ -1379,7 +1379,8 @@ class _LazyStack:
         return dim, value.unbind(dim)
 
     def is_in(self, value) -> bool:
-        if value.shape[value.ndim - self.ndim:][self.dim] != len(self._parts):
+        if value.ndim < self.ndim or value.shape[value.ndim - self.ndim + self.dim] != len(
+                self._parts):
             return False
         return all(part.is_in(v) for part, v in zip(self._parts, self._unbound(value)[1]))
 
@@ -1391,15 +1392,15 @@ class _LazyStack:
         shape = _expanded_shape(self, shape)
         lead = shape[:len(shape) - self.ndim]
         parts = [part.expand(*lead, *part.shape) for part in self._parts]
-        return type(self)(parts, self.dim + len(lead))
+        return type(self)(*parts, dim=self.dim + len(lead))
 
     def to(self, dest):
         if dest is None:
             return self
-        return type(self)([part.to(dest) for part in self._parts], self.dim)
+        return type(self)(*[part.to(dest) for part in self._parts], dim=self.dim)
 
     def clone(self):
-        return type(self)([part.clone() for part in self._parts], self.dim)
+        return type(self)(*[part.clone() for part in self._parts], dim=self.dim)
 
     def __eq__(self, other) -> bool:
         return (type(self) is type(other) and self.dim == other.dim
@@ -1424,7 +1425,8 @@ class Stacked(_LazyStack, TensorSpec):
         torch.Size([2, -1])
     """
 
-    def __init__(self, specs, dim: int = 0):
+    def __init__(self, *specs: TensorSpec, dim: int):
+        dim = _stack_dim(list(specs), dim)
         sizes = [n[0] if len(set(n)) == 1 else -1 for n in zip(*(s.shape for s in specs))]
         super().__init__([*sizes[:dim], len(specs), *sizes[dim:]], specs[0].device,
                          specs[0].dtype)
@@ -1481,7 +1483,8 @@ class StackedComposite(_LazyStack, Composite):
         (torch.Size([4]), True)
     """
 
-    def __init__(self, specs, dim: int = 0):
+    def __init__(self, *specs: Composite, dim: int):
+        dim = _stack_dim(list(specs), dim)
         shape = specs[0].shape
         self._shape = torch.Size([*shape[:dim], len(specs), *shape[dim:]])
         self.device, self.dtype, self._locked = specs[0].device, None, False
@@ -1543,20 +1546,9 @@ def _dense_stack(specs, dim: int) -> TensorSpec:
     return new
 
 
-def _stack(specs, dim: int = 0, *, out=None) -> TensorSpec:
-    """``torch.stack(specs, dim)``: the spec of the stacked values.
-
-    Equal specs give one dense spec, and so do leaf specs that differ only in their bounds
-    or masks (those are stacked); otherwise a lazy ``Stacked`` or ``StackedComposite``.
-
-    Examples:
-        >>> spec = torch.stack([Bounded(0.0, 1.0, (2,)), Bounded(0.0, 2.0, (2,))], 0)
-        >>> type(spec).__name__, spec.high.tolist()
-        ('Bounded', [[1.0, 1.0], [2.0, 2.0]])
-    """
-    specs = list(specs)
-    if out is not None:
-        raise InvalidValueError("torch.stack: out= is not supported for specs, got one.")
+def _stack_dim(specs: list, dim: int) -> int:
+    """``dim`` in ``[0, ndim]`` once ``specs`` are checked to stack: one class, and the same
+    device, dtype and ndim (leaves) or shape (Composites)."""
     if not specs:
         raise InvalidValueError("torch.stack: needs at least one spec, got an empty list.")
     first, composite = specs[0], isinstance(specs[0], Composite)
@@ -1570,21 +1562,38 @@ def _stack(specs, dim: int = 0, *, out=None) -> TensorSpec:
             if getattr(spec, what) != getattr(first, what):
                 raise InvalidValueError(f"torch.stack: the specs' {what} must agree, got "
                                         f"{getattr(first, what)} and {getattr(spec, what)}.")
-    batch = first.ndim - first._event_ndim
-    if not -first.ndim - 1 <= dim <= batch:
-        raise ValueError(f"torch.stack: dim must be in [{-first.ndim - 1}, {batch}] for "
-                         f"{type(first).__name__} of shape {shape_str(first.shape)}, "
-                         f"got {dim}.")
-    dim %= first.ndim + 1
+    batch = first.ndim - first._event_ndim  # a new dim may not split the categories
+    if not -first.ndim - 1 <= dim <= first.ndim or dim % (first.ndim + 1) > batch:
+        raise ValueError(f"torch.stack: dim must be in [{-first.ndim - 1}, {first.ndim}] and "
+                         f"not after the category dim of {type(first).__name__} of shape "
+                         f"{shape_str(first.shape)}, got {dim}.")
+    return dim % (first.ndim + 1)
+
+
+def _stack(specs, dim: int = 0, *, out=None) -> TensorSpec:
+    """``torch.stack(specs, dim)``: the spec of the stacked values.
+
+    Equal specs give one dense spec, and so do leaf specs that differ only in their bounds
+    or masks (those are stacked); otherwise a lazy ``Stacked`` or ``StackedComposite``.
+
+    Examples:
+        >>> spec = torch.stack([Bounded(0.0, 1.0, (2,)), Bounded(0.0, 2.0, (2,))], 0)
+        >>> type(spec).__name__, spec.high.tolist()
+        ('Bounded', [[1.0, 1.0], [2.0, 2.0]])
+    """
+    if out is not None:
+        raise InvalidValueError("torch.stack: out= is not supported for specs, got one.")
+    specs = list(specs)
+    dim, first = _stack_dim(specs, dim), specs[0]
     if all(spec == first for spec in specs[1:]):
         shape = [*first.shape[:dim], len(specs), *first.shape[dim:]]
         return first.unsqueeze(dim).expand(shape)
-    if composite:
-        return StackedComposite(specs, dim)
+    if isinstance(first, Composite):
+        return StackedComposite(*specs, dim=dim)
     scalars = [(s.shape, [getattr(s, name) for name in s._scalars()]) for s in specs]
     if isinstance(first, Stacked) or any(x != scalars[0] for x in scalars):
-        return Stacked(specs, dim)
-    return _dense_stack(specs, dim)
+        return Stacked(*specs, dim=dim)
+    return Stacked(specs, dim)
 
 
 def _index_select(spec: TensorSpec, dim: int, index: torch.Tensor) -> TensorSpec:

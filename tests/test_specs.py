@@ -889,3 +889,23 @@ def test_stacked_composite_nested_under_agents_like_torchrl():
         assert ours.is_in(td) and theirs.is_in(td)
         assert td["agents"][1]["obs"].shape == (4,)
     assert ours.rand((3,))["agents"].batch_size == theirs.rand((3,))["agents"].batch_size
+
+
+def test_stacked_constructors_take_torchrl_arguments():
+    from rlmods.specs import Stacked, StackedComposite
+    parts = {m: (m.Unbounded(3), m.Unbounded(4)) for m in (rlmods, trl)}
+    assert Stacked(*parts[rlmods], dim=0).shape == trl.Stacked(*parts[trl], dim=0).shape
+    (a, b), (ta, tb) = _agents(rlmods), _agents(trl)
+    ours, theirs = StackedComposite(a, b, dim=0), trl.StackedComposite(ta, tb, dim=0)
+    assert ours.shape == theirs.shape and ours == torch.stack([a, b], 0)
+    assert not ours.is_in(ours[0].rand()) and not Stacked(*parts[rlmods], dim=0).is_in(
+        torch.zeros(4))
+    with pytest.raises(ValueError, match="torch.stack: the specs' shape must agree"):
+        StackedComposite(a, Composite(shape=(2,)), dim=0)
+
+
+def test_stack_never_splits_the_category_dim():
+    with pytest.raises(ValueError, match=r"torch.stack: dim must be in \[-2, 1\] and not after "
+                                         r"the category dim of OneHot of shape \(3,\), got -1"):
+        torch.stack([OneHot(3), OneHot(3)], -1)
+    assert torch.stack([OneHot(3), OneHot(3)], -2).shape == (2, 3)
