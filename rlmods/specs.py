@@ -1593,7 +1593,7 @@ def _stack(specs, dim: int = 0, *, out=None) -> TensorSpec:
     scalars = [(s.shape, [getattr(s, name) for name in s._scalars()]) for s in specs]
     if isinstance(first, Stacked) or any(x != scalars[0] for x in scalars):
         return Stacked(*specs, dim=dim)
-    return Stacked(specs, dim)
+    return _dense_stack(specs, dim)
 
 
 def _index_select(spec: TensorSpec, dim: int, index: torch.Tensor) -> TensorSpec:
