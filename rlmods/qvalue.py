@@ -104,6 +104,44 @@ def _leaf_action_spec(spec: Composite, action_key, owner: str):
                    f"'action', got keys {sorted(map(str, leaves))}.")
 
 
+def spec_action_space(owner: str, action_spec) -> str | None:
+    """The action space a discrete spec implies (``None`` when there is no spec).
+
+    Examples:
+        >>> spec_action_space("Demo", MultiOneHot([2, 3]))
+        'mult_one_hot'
+    """
+    if action_spec is None:
+        return None
+    inferred = next((name for cls, name in SPEC_SPACES if isinstance(action_spec, cls)), None)
+    if inferred is None:
+        raise ValueError(f"{owner}: spec must be a discrete action spec (OneHot, Categorical, "
+                         f"MultiOneHot, MultiCategorical or Binary), got {action_spec}.")
+    return inferred
+
+
+def resolve_var_nums(owner: str, action_space: str, action_spec, var_nums):
+    """Block sizes of a multi-discrete space: ``var_nums``, or the spec's ``nvec``; they agree.
+
+    Examples:
+        >>> resolve_var_nums("Demo", "mult_categorical", MultiCategorical([2, 3]), None)
+        [2, 3]
+    """
+    if not action_space.startswith("mult_"):
+        return var_nums
+    nvec = None if action_spec is None else [int(n) for n in action_spec.nvec]
+    if var_nums is None:
+        var_nums = nvec
+    if var_nums is None:
+        raise ValueError(f"{owner}: var_nums must be given for the {action_space!r} action "
+                         "space (or pass a spec with nvec), got None.")
+    var_nums = [int(n) for n in ([var_nums] if isinstance(var_nums, int) else var_nums)]
+    if nvec is not None and var_nums != nvec:
+        raise ValueError(f"{owner}: var_nums must match the spec's nvec {nvec}, "
+                         f"got {var_nums}.")
+    return var_nums
+
+
 def process_action_space(owner: str, action_space, spec, var_nums=None, action_key=ACTION):
     """Resolve ``(action_space, action_spec, var_nums)`` from either argument, or both.
 
@@ -113,22 +151,15 @@ def process_action_space(owner: str, action_space, spec, var_nums=None, action_k
     if isinstance(action_space, TensorSpec):  # torchrl: TypeError or RuntimeError
         raise InvalidTypeError(f"{owner}: action_space must be a string such as 'one_hot', got "
                                f"a {type(action_space).__name__} spec; pass specs as spec=.")
+    action_spec = spec
     if isinstance(spec, Composite):
         action_spec = _leaf_action_spec(spec, action_key, owner)
-    else:
-        action_spec = spec
-    inferred = None
-    if action_spec is not None:
-        inferred = next((name for cls, name in SPEC_SPACES if isinstance(action_spec, cls)), None)
-        if inferred is None:
-            raise ValueError(f"{owner}: spec must be a discrete action spec (OneHot, Categorical, "
-                             f"MultiOneHot, MultiCategorical or Binary), got {action_spec}.")
-    if action_space is None:
-        if inferred is None:
-            raise ValueError(f"{owner}: action_space or spec must be given to infer the action "
-                             "space, got neither.")
-        action_space = inferred
-    elif action_space not in ACTION_SPACES:
+    inferred = spec_action_space(owner, action_spec)
+    if action_space is None and inferred is None:
+        raise ValueError(f"{owner}: action_space or spec must be given to infer the action "
+                         "space, got neither.")
+    action_space = inferred if action_space is None else action_space
+    if action_space not in ACTION_SPACES:
         raise ValueError(f"{owner}: action_space must be one of "
                          f"{sorted(set(ACTION_SPACES.values()))}, got {action_space!r}.")
     action_space = ACTION_SPACES[action_space]
@@ -136,22 +167,11 @@ def process_action_space(owner: str, action_space, spec, var_nums=None, action_k
         raise ValueError(f"{owner}: action_space and spec must agree, got action_space="
                          f"{action_space!r} and a {type(action_spec).__name__} spec "
                          f"(action space {inferred!r}).")
-    if action_space.startswith("mult_"):
-        nvec = None if action_spec is None else [int(n) for n in action_spec.nvec]
-        if var_nums is None:
-            var_nums = nvec
-        if var_nums is None:
-            raise ValueError(f"{owner}: var_nums must be given for the {action_space!r} action "
-                             "space (or pass a spec with nvec), got None.")
-        var_nums = [int(n) for n in ([var_nums] if isinstance(var_nums, int) else var_nums)]
-        if nvec is not None and var_nums != nvec:
-            raise ValueError(f"{owner}: var_nums must match the spec's nvec {nvec}, "
-                             f"got {var_nums}.")
-    return action_space, action_spec, var_nums
+    return action_space, action_spec, resolve_var_nums(owner, action_space, action_spec, var_nums)
 
 
 class QValueModule(TensorDictModuleBase):
-    """Greedy action from action values, for one-hot, categorical, multi-discrete, binary actions.
+    """Greedy action from action values (one-hot, categorical, multi-discrete, binary actions).
 
     Reads ``action_value`` ``(*batch, n)`` (and ``action_mask_key`` ``(*batch, n)``, bool);
     writes ``action``, ``action_value`` (masked entries set to the dtype's lowest number, as
@@ -206,16 +226,20 @@ class QValueModule(TensorDictModuleBase):
         self.in_keys = [action_value_key, *mask_keys]
         self.out_keys = out_keys
         self.safe, self.strict_shape = safe, strict_shape
-        self.spec = spec if isinstance(spec, Composite) else Composite({out_keys[0]: action_spec})
-        self._action_spec = action_spec
-        # What a spec fixes at construction: the last dim of the values, the action's shape.
-        self._num_values = self._count_values(action_spec)
-        parent = out_keys[0][:-1] if isinstance(out_keys[0], tuple) else ()
-        batch_ndim = len(self.spec[parent].shape) if parent else len(self.spec.shape)
-        self._action_shape = None if action_spec is None else action_spec.shape[batch_ndim:]
+        self._set_spec(spec, action_spec)
 
     def _default_out_keys(self, action_value_key):
         return [ACTION, action_value_key, CHOSEN_ACTION_VALUE]
+
+    def _set_spec(self, spec, action_spec) -> None:
+        """Keep the spec, and what it fixes: the values' last dim and the action's shape."""
+        action_key = self.out_keys[0]
+        self.spec = spec if isinstance(spec, Composite) else Composite({action_key: action_spec})
+        self._action_spec = action_spec
+        self._num_values = self._count_values(action_spec)
+        parent = action_key[:-1] if isinstance(action_key, tuple) else ()
+        batch_ndim = len(self.spec[parent].shape) if parent else len(self.spec.shape)
+        self._action_shape = None if action_spec is None else action_spec.shape[batch_ndim:]
 
     def _count_values(self, action_spec) -> int | None:
         if self.var_nums is not None:

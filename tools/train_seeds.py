@@ -1,0 +1,137 @@
+"""Train the book's DQN (chapter 7) and C51 (chapter 8) on CartPole-v1 for several seeds.
+
+    python tools/train_seeds.py --steps 50000 --seeds 0 1 2 3 4      # both algorithms
+    python tools/train_seeds.py --algorithms c51 --seeds 5 --steps 2000 --out /tmp/x.json
+    python tools/train_seeds.py --check                              # stored results current?
+
+The training code is the notebooks' own, not a copy: the code cells tagged ``train`` in
+``book/07_qvalue.ipynb`` (DQN) and ``book/08_distributional.ipynb`` (C51) are executed as
+they stand, then their ``train(seed, total_steps)`` is called for each seed with the longer
+budget. The package has no trainer; the chapters show these cells.
+
+For each algorithm the result file stores the notebook's ``HPARAMS``, a hash of its training
+cells (their code, without comments and docstrings) and, per seed, the greedy-evaluation
+returns at every evaluation step. ``--check`` (and a test) recomputes the hash and the
+hyper-parameters from the notebooks and fails when the stored results came from other code.
+Runs use one thread each (``torch.set_num_threads(1)`` in the cells): CPU training is then
+deterministic for a given seed on a given machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import multiprocessing
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = {"dqn": ROOT / "book" / "07_qvalue.ipynb", "c51": ROOT / "book" / "08_distributional.ipynb"}
+DEFAULT_OUT = ROOT / "book" / "data" / "cartpole_seeds.json"
+TAG = "train"
+
+
+def training_cells(algorithm: str) -> list[str]:
+    """The sources of the notebook's code cells tagged ``train``, in order."""
+    nb = nbformat.read(NOTEBOOKS[algorithm], as_version=4)
+    cells = [cell.source for cell in nb.cells
+             if cell.cell_type == "code" and TAG in cell.metadata.get("tags", [])]
+    if not cells:
+        raise ValueError(f"train_seeds: {NOTEBOOKS[algorithm].name} has no cell tagged {TAG!r}.")
+    return cells
+
+
+def code_hash(cells: list[str]) -> str:
+    """A hash of the cells' code: comments, formatting and docstrings do not change it."""
+    trees = []
+    for source in cells:
+        tree = ast.parse(source)
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and body
+                    and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        trees.append(ast.dump(tree))
+    return hashlib.sha256("\n".join(trees).encode()).hexdigest()[:16]
+
+
+def load(algorithm: str) -> dict:
+    """Execute the training cells in a fresh namespace and return it."""
+    namespace = {"__name__": f"train_seeds_{algorithm}"}
+    for source in training_cells(algorithm):
+        exec(compile(source, str(NOTEBOOKS[algorithm]), "exec"), namespace)  # noqa: S102
+    return namespace
+
+
+def run_one(job: tuple[str, int, int]) -> tuple[str, int, dict]:
+    algorithm, seed, steps = job
+    namespace = load(algorithm)
+    start = time.perf_counter()
+    evaluations, _ = namespace["train"](seed, steps)
+    result = {"steps": [step for step, _ in evaluations],
+              "returns": [[float(r) for r in returns] for _, returns in evaluations],
+              "seconds": round(time.perf_counter() - start, 1)}
+    return algorithm, seed, result
+
+
+def header(algorithm: str, steps: int) -> dict:
+    namespace = load(algorithm)
+    import rlmods  # the copy the cells imported
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    return {"notebook": str(NOTEBOOKS[algorithm].relative_to(ROOT)), "total_steps": steps,
+            "hparams": namespace["HPARAMS"], "code_hash": code_hash(training_cells(algorithm)),
+            "git_commit": commit, "rlmods_path": str(Path(rlmods.__file__).parent),
+            "seeds": {}}
+
+
+def check(path: Path = DEFAULT_OUT) -> list[str]:
+    """Differences between the stored results and the notebooks' current training code."""
+    stored = json.loads(path.read_text())
+    problems = []
+    for algorithm, record in stored["algorithms"].items():
+        hparams = load(algorithm)["HPARAMS"]
+        if record["hparams"] != json.loads(json.dumps(hparams)):
+            problems.append(f"{algorithm}: stored hparams {record['hparams']} != notebook {hparams}")
+        current = code_hash(training_cells(algorithm))
+        if record["code_hash"] != current:
+            problems.append(f"{algorithm}: stored code_hash {record['code_hash']} != {current}")
+    return problems
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algorithms", nargs="+", default=list(NOTEBOOKS), choices=list(NOTEBOOKS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--steps", type=int, default=50_000)
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--check", action="store_true", help="compare stored results and code")
+    args = parser.parse_args()
+    if args.check:
+        problems = check(args.out)
+        print("\n".join(problems) or f"{args.out}: matches the notebooks' training cells")
+        sys.exit(1 if problems else 0)
+    results = {"env": "CartPole-v1", "evaluation": "greedy (ExplorationType.DETERMINISTIC)",
+               "algorithms": {a: header(a, args.steps) for a in args.algorithms}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    jobs = [(a, seed, args.steps) for seed in args.seeds for a in args.algorithms]
+    with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+        for algorithm, seed, result in pool.imap_unordered(run_one, jobs):
+            results["algorithms"][algorithm]["seeds"][str(seed)] = result
+            args.out.write_text(json.dumps(results, indent=1) + "\n")  # after every run
+            final = sum(result["returns"][-1]) / len(result["returns"][-1])
+            print(f"{algorithm} seed {seed}: final greedy return {final:.1f} "
+                  f"({result['seconds']:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
