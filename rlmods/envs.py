@@ -286,11 +286,14 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         """``step``, then the root of the next step (reset where an episode ended)."""
         tensordict = self.step(tensordict)
         root = step_mdp(tensordict, action_keys=self.action_keys, reward_keys=self.reward_keys)
-        done = root.get(DONE)
-        if done.any():
-            root.set("_reset", done)
-            root = self.reset(root)
-        return tensordict, root
+        return tensordict, self.maybe_reset(root)
+
+    def maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Reset the entries of a root tensordict (as ``step_mdp`` returns) that are done."""
+        done = tensordict.get(DONE, None)
+        if done is None or not done.any():
+            return tensordict
+        return self.reset(tensordict.clone(False).set("_reset", done))
 
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
         if tensordict is None:
@@ -341,6 +344,8 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         elif tensordict is None:
             raise InvalidValueError(f"{owner}: with auto_reset=False a tensordict to start from "
                                     "is required, got None.")
+        else:  # as torchrl: entries of the given tensordict that are done start afresh
+            tensordict = self.maybe_reset(tensordict)
         steps = self._rollout_steps(tensordict, max_steps, policy, callback,
                                     break_when_any_done, bool(break_when_all_done))
         if set_truncated:  # the last transition ends the trajectory, as in torchrl
@@ -385,8 +390,7 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
             elif done.any():
                 if any_done:
                     break
-                root.set("_reset", done.reshape(*self.batch_size, 1))
-                root = self.reset(root)
+                root = self.maybe_reset(root)
             tensordict = root
             if callback is not None:
                 callback(self, tensordict)

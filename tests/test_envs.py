@@ -659,3 +659,39 @@ def test_book_shows_the_keys_module_verbatim():
     assert len(shown) == 1
     body = shown[0].split("\n", 2)[2]
     assert body.strip() == (root / "rlmods/_keys.py").read_text().strip()
+
+
+def test_rollout_without_reset_resets_done_entries_like_torchrl():
+    limits = [2, 4, 3]
+    ours, theirs = LimitsEnv(limits), _torchrl_counting_env(limits)
+    start = TensorDict({"observation": torch.tensor([[1.0], [2.0], [3.0]]),
+                        "done": torch.tensor([[False], [True], [False]]),
+                        "terminated": torch.tensor([[False], [True], [False]])}, [3])
+    actions = torch.linspace(-1, 1, 4 * 3).reshape(4, 3, 1)
+    ref = theirs.rollout(4, policy=_replay(actions), auto_reset=False, tensordict=start.clone(),
+                         break_when_any_done=False)
+    mine = ours.rollout(4, policy=_replay(actions), auto_reset=False, tensordict=start.clone(),
+                        break_when_any_done=False)
+    assert mine["observation"][1, 0].item() == 0.0  # entry 1 was done: it starts afresh
+    for key in ref.keys(True, True):
+        torch.testing.assert_close(mine[key], ref[key], msg=str(key))
+
+
+def test_maybe_reset_leaves_running_entries_and_the_input_alone():
+    env = LimitsEnv([2, 4, 3])
+    root = env.reset()
+    root["observation"] = torch.tensor([[1.0], [2.0], [3.0]])
+    root["done"] = torch.tensor([[False], [True], [False]])
+    out = env.maybe_reset(root)
+    assert out["observation"].squeeze(-1).tolist() == [1.0, 0.0, 3.0]
+    assert "_reset" not in root.keys() and "_reset" not in out.keys()
+
+
+def test_set_truncated_matches_torchrl():
+    ours, theirs = GymEnv("Pendulum-v1"), trl_envs.GymEnv("Pendulum-v1")
+    ours.set_seed(0), theirs.set_seed(0)
+    actions = torch.zeros(5, 1)
+    ref = theirs.rollout(5, policy=_replay(actions), set_truncated=True)
+    mine = ours.rollout(5, policy=_replay(actions), set_truncated=True)
+    for key in ("truncated", "done", "terminated"):
+        torch.testing.assert_close(mine["next", key], ref["next", key], msg=key)
