@@ -127,6 +127,41 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
       reset every entry);
     * ``_step(tensordict) -> TensorDict`` with the next observation, reward and done flags;
     * ``_set_seed(seed)``.
+
+    Reads ``"action"`` (shape ``(*batch_size, *action_spec.shape[len(batch_size):])``) and
+    writes ``"next"``: ``"observation"``, ``"reward"``, ``"done"``, ``"terminated"`` (and
+    ``"truncated"`` when the done spec has it). Built in chapter *TensorDict, specs and
+    environments*.
+
+    Keyword Args:
+        device: where the env's tensors live, or None.
+        batch_size: the env's batch dims (several environments stepped together).
+        run_type_checks (bool): always check the action's values (even while
+            ``rlmods.set_validate_args(False)``) and check the dtypes ``_step`` returns.
+        allow_done_after_reset (bool): let an entry be done right after a reset (an error
+            otherwise, as in torchrl).
+        spec_locked (bool): lock the specs once ``__init__`` has set them, as torchrl does:
+            no entry can be added in place, a spec can be set anew. Defaults to True.
+        auto_reset (bool): torchrl's environments that reset themselves inside ``step``;
+            only False is supported.
+
+    Examples:
+        >>> class Counter(EnvBase):
+        ...     def __init__(self):
+        ...         super().__init__()
+        ...         self.observation_spec = Composite(observation=Unbounded(1))
+        ...         self.action_spec = Bounded(-1.0, 1.0, (1,))
+        ...         self.reward_spec = Unbounded(1)
+        ...     def _reset(self, tensordict=None, **kwargs):
+        ...         return TensorDict({"observation": torch.zeros(1)})
+        ...     def _step(self, tensordict):
+        ...         count = tensordict["observation"] + 1
+        ...         return TensorDict({"observation": count, "reward": count, "done": count > 2})
+        ...     def _set_seed(self, seed):
+        ...         pass
+        >>> rollout = Counter().rollout(10)
+        >>> rollout["next", "observation"].squeeze(-1).tolist(), rollout["next", "done"][-1].item()
+        ([1.0, 2.0, 3.0], True)
     """
 
     def __init__(self, *, device=None, batch_size=None, run_type_checks: bool = False,
@@ -326,6 +361,25 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         done; ``break_when_all_done`` lets finished entries repeat their last transition
         until every entry is done; with neither, finished entries are reset and go on.
         ``out`` receives the stacked result, as in ``torch.stack(..., out=out)``.
+
+        Args:
+            max_steps (int): the most steps to run.
+            policy (callable, optional): reads the root tensordict and writes the action.
+            callback (callable, optional): ``callback(env, tensordict)`` after each step but
+                the last, with the next root (as torchrl).
+
+        Keyword Args:
+            auto_reset (bool): reset first; else start from ``tensordict`` (its entries
+                that are done start afresh).
+            auto_cast_to_device (bool): only False: put the policy on the env's device.
+            break_when_any_done, break_when_all_done (bool): the stopping rule (above).
+            return_contiguous (bool): stack densely (True) or as tensordict's lazy stack
+                (made dense where the steps agree, the default).
+            tensordict (TensorDictBase, optional): where to start (or what to reset).
+            set_truncated (bool): mark the last step truncated (and done).
+            out (TensorDictBase, optional): where to write the stacked result.
+            trust_policy (bool): accepted for torchrl's signature; the policy is always
+                called on the tensordict.
         """
         owner = f"{type(self).__name__}.rollout"
         if break_when_any_done is None:
@@ -607,6 +661,18 @@ class Compose(Transform):
 class TransformedEnv(EnvBase):
     """An environment whose resets and steps go through a transform.
 
+    Args:
+        base_env (EnvBase): the environment to wrap.
+        transform (Transform, optional): a transform, or a ``Compose`` of several.
+        cache_specs (bool): accepted for torchrl's signature; the specs are computed when
+            the env is built and when a transform is appended either way.
+
+    Keyword Args:
+        auto_unwrap: only None or False: a TransformedEnv of a TransformedEnv stays nested.
+        device: only the base env's device (rlmods does not move environments).
+        run_type_checks, spec_locked, auto_reset: as for ``EnvBase``. Any other keyword
+            is a TypeError that names it.
+
     Examples:
         >>> env = TransformedEnv(GymEnv("Pendulum-v1"), InitTracker())
         >>> td = env.reset()
@@ -671,6 +737,9 @@ class TensorDictPrimer(Transform):
             given as keyword arguments.
         random (bool): draw the initial values with ``spec.rand`` instead of zeros.
         default_value (float or dict): the initial value (per key if a dict).
+        reset_key, expand_specs, single_default_value, call_before_env_reset: torchrl's
+            options; only their defaults (and ``expand_specs=True``) are supported: the
+            specs are always expanded to the env's batch dims.
 
     Examples:
         >>> primer = TensorDictPrimer(hidden=Unbounded((2, 8)))
