@@ -22,4 +22,4 @@ from rlmods.probabilistic import (ProbabilisticActor, SafeProbabilisticModule,
                                   SafeProbabilisticTensorDictSequential)
 from rlmods.qvalue import DuelingCnnDQNet, QValueActor, QValueHook, QValueModule
 from rlmods.specs import (Binary, Bounded, Categorical, Composite, MultiCategorical, MultiOneHot,
-                          OneHot, TensorSpec, Unbounded)
+                          OneHot, Stacked, StackedComposite, TensorSpec, Unbounded)
