@@ -583,6 +583,18 @@ def _torchrl_done_at_reset():
     return env
 
 
+def _torchrl_float64_env():
+    env = _torchrl_counting_env([3, 3, 3])
+    step = env._step
+    env._step = lambda td: step(td).set("observation", torch.zeros(3, 1, dtype=torch.float64))
+    return env
+
+
+def _float64_step(env):
+    env.run_type_checks = True
+    return env.rand_step(env.reset())
+
+
 ERROR_CASES = {
     "unknown gym id": (lambda lib: lib.GymEnv("Pendulum-v9")),
     "step without an action": (lambda lib: (lambda e: e.step(e.reset()))(lib.GymEnv("Pendulum-v1"))),
@@ -597,6 +609,8 @@ ERROR_CASES = {
                                                             cach_specs=True)),
     "done after reset": (lambda lib: (_DoneAtResetEnv() if lib is rl_envs
                                       else _torchrl_done_at_reset()).reset()),
+    "run_type_checks: an output of the wrong dtype": (lambda lib: _float64_step(
+        _Float64Env() if lib is rl_envs else _torchrl_float64_env())),
     "adding to a locked spec": (lambda lib: lib.GymEnv("Pendulum-v1").observation_spec.set(
         "extra", (Unbounded if lib is rl_envs else TorchrlUnbounded)(1))),
     "set_truncated without a truncated key": (lambda lib: (
