@@ -594,13 +594,30 @@ class Transform(nn.Module):
 
     ``_reset(tensordict, tensordict_reset)`` edits what a reset returns,
     ``_step(tensordict, next_tensordict)`` edits what a step returns and
-    ``transform_observation_spec(spec)`` declares the entries it adds.
+    ``transform_observation_spec(spec)`` declares the entries it adds. As in torchrl, the
+    base ``_step`` (and ``forward``, outside an env) applies ``_apply_transform`` to each of
+    ``in_keys`` and writes the matching ``out_keys``: a transform of one tensor need only
+    write ``_apply_transform``.
+
+    Args:
+        in_keys (list of keys, optional): what ``_apply_transform`` reads.
+        out_keys (list of keys, optional): where it writes, one per in_key.
+
+    Examples:
+        >>> class Double(Transform):
+        ...     def _apply_transform(self, value):
+        ...         return 2 * value
+        >>> Double(["a"], ["b"])(TensorDict(a=torch.ones(2)))["b"].tolist()
+        [2.0, 2.0]
     """
 
     def __init__(self, in_keys=None, out_keys=None):
         super().__init__()
         self.in_keys = list(in_keys or [])
         self.out_keys = list(out_keys or [])
+        if self.in_keys and len(self.in_keys) != len(self.out_keys):
+            raise ValueError(f"{type(self).__name__}: out_keys must hold one key per in_key, "
+                             f"got in_keys={self.in_keys} and out_keys={self.out_keys}.")
         self.set_container(None)
 
     def set_container(self, container) -> None:
@@ -612,13 +629,24 @@ class Transform(nn.Module):
 
     def _step(self, tensordict: TensorDictBase,
               next_tensordict: TensorDictBase) -> TensorDictBase:
-        return next_tensordict
+        return self._call(next_tensordict)
+
+    def _call(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """``_apply_transform`` on each in_key, written to its out_key (a missing key raises)."""
+        for in_key, out_key in zip(self.in_keys, self.out_keys):
+            value = require_key(tensordict, in_key, type(self).__name__)
+            tensordict.set(out_key, self._apply_transform(value))
+        return tensordict
+
+    def _apply_transform(self, value: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement _apply_transform(value) "
+                                  "to transform its in_keys (or override _step).")
 
     def transform_observation_spec(self, observation_spec: Composite) -> Composite:
         return observation_spec
 
     def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
-        return tensordict
+        return self._call(tensordict)
 
     @property
     def batch_size(self) -> torch.Size:
@@ -646,6 +674,11 @@ class Compose(Transform):
         for transform in self.transforms:
             observation_spec = transform.transform_observation_spec(observation_spec)
         return observation_spec
+
+    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+        for transform in self.transforms:
+            tensordict = transform(tensordict)
+        return tensordict
 
     def append(self, transform: Transform) -> None:
         transform.set_container(self.parent)

@@ -611,6 +611,12 @@ ERROR_CASES = {
                                       else _torchrl_done_at_reset()).reset()),
     "run_type_checks: an output of the wrong dtype": (lambda lib: _float64_step(
         _Float64Env() if lib is rl_envs else _torchrl_float64_env())),
+    "transform without _apply_transform": (
+        lambda lib: lib.Transform(["a"], ["b"])(TensorDict(a=torch.ones(1)))),
+    "transform whose in_key is missing": (
+        lambda lib: _scale_transform(lib)(TensorDict(other=torch.ones(1)))),
+    "transform with fewer out_keys than in_keys": (
+        lambda lib: lib.Transform(in_keys=["a"])(TensorDict(a=torch.ones(1)))),
     "adding to a locked spec": (lambda lib: lib.GymEnv("Pendulum-v1").observation_spec.set(
         "extra", (Unbounded if lib is rl_envs else TorchrlUnbounded)(1))),
     "set_truncated without a truncated key": (lambda lib: (
@@ -709,3 +715,43 @@ def test_set_truncated_matches_torchrl():
     mine = ours.rollout(5, policy=_replay(actions), set_truncated=True)
     for key in ("truncated", "done", "terminated"):
         torch.testing.assert_close(mine["next", key], ref["next", key], msg=key)
+
+
+# ---- Transform's _apply_transform protocol ------------------------------------------------
+
+def _scale_transform(lib):
+    class Scale(lib.Transform):
+        def _apply_transform(self, value):
+            return value * 10
+
+    return Scale(in_keys=["observation"], out_keys=["observation"])
+
+
+def test_apply_transform_matches_torchrl():
+    ours = TransformedEnv(GymEnv("Pendulum-v1"), _scale_transform(rl_envs))
+    theirs = trl_envs.TransformedEnv(trl_envs.GymEnv("Pendulum-v1"), _scale_transform(trl_envs))
+    ours.set_seed(0), theirs.set_seed(0)
+    actions = torch.linspace(-2, 2, 5).reshape(5, 1)
+    ref = theirs.rollout(5, policy=_replay(actions))
+    mine = ours.rollout(5, policy=_replay(actions))
+    assert set(mine.keys(True, True)) == set(ref.keys(True, True))
+    for key in ref.keys(True, True):
+        torch.testing.assert_close(mine[key], ref[key], msg=str(key))
+    assert mine["next", "observation"].abs().max() > 2  # scaled: cos, sin are within [-1, 1]
+
+
+def test_transform_forward_and_compose_forward_apply_the_transform():
+    td = TensorDict(observation=torch.ones(3))
+    assert _scale_transform(rl_envs)(td.clone())["observation"].tolist() == [10.0] * 3
+    both = rl_envs.Compose(_scale_transform(rl_envs), _scale_transform(rl_envs))
+    assert both(td.clone())["observation"].tolist() == [100.0] * 3
+
+
+def test_transform_needs_one_out_key_per_in_key_and_apply_transform():
+    with pytest.raises(ValueError, match=r"Transform: out_keys must hold one key per in_key, "
+                                         r"got in_keys=\['a'\] and out_keys=\[\]"):
+        rl_envs.Transform(in_keys=["a"])
+    with pytest.raises(NotImplementedError, match=r"Transform must implement _apply_transform"):
+        rl_envs.Transform(["a"], ["b"])(TensorDict(a=torch.ones(1)))
+    with pytest.raises(KeyError, match=r"Transform: expected key 'a' in the input tensordict"):
+        rl_envs.Transform(["a"], ["b"])(TensorDict(b=torch.ones(1)))
