@@ -15,7 +15,7 @@ import difflib
 
 import numpy as np
 import torch
-from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase
+from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, unravel_key
 from tensordict.nn import InteractionType, set_interaction_type
 from tensordict.nn.probabilistic import interaction_type
 from torch import nn
@@ -48,13 +48,16 @@ def _seed_generator(seed: int) -> int:
     return int.from_bytes(rng.bytes(8), "big") % (2**32 - 1)
 
 
-def step_mdp(tensordict: TensorDictBase, exclude_action: bool = True,
-             exclude_reward: bool = True, action_keys=(ACTION,),
-             reward_keys=(REWARD,)) -> TensorDictBase:
+def step_mdp(tensordict: TensorDictBase, next_tensordict: TensorDictBase | None = None,
+             keep_other: bool = True, exclude_reward: bool = True, exclude_done: bool = False,
+             exclude_action: bool = True, reward_keys=REWARD, done_keys=DONE,
+             action_keys=ACTION) -> TensorDictBase:
     """Move time forward: the ``"next"`` entries become the new root.
 
-    Root entries that ``"next"`` does not hold (a policy's own state, say) are
-    carried over, except the action and the reward.
+    Root entries that ``"next"`` does not hold (a policy's own state, say) are carried over
+    (unless ``keep_other=False``), except the excluded ones: by default the action and the
+    reward. Each ``*_keys`` is a key or a list of keys; with ``next_tensordict`` the result
+    is written there. torchrl's signature and rules.
 
     Examples:
         >>> td = TensorDict({"observation": torch.zeros(2), "action": torch.ones(1),
@@ -62,17 +65,39 @@ def step_mdp(tensordict: TensorDictBase, exclude_action: bool = True,
         >>> sorted(step_mdp(td).keys()), step_mdp(td)["observation"].tolist()
         (['observation'], [1.0, 1.0])
     """
+    excluded = set()
+    for exclude, keys in ((exclude_reward, reward_keys), (exclude_done, done_keys),
+                          (exclude_action, action_keys)):
+        if exclude:
+            excluded |= {_key_tuple(key) for key in (keys if isinstance(keys, list) else [keys])}
     nxt = tensordict.get(NEXT)
     out = nxt.empty()
-    skip = {NEXT, *(action_keys if exclude_action else ()),
-            *(reward_keys if exclude_reward else ())}
-    for key in tensordict.keys():
-        if key not in skip and key not in nxt.keys():
+    if keep_other:
+        _copy_leaves(tensordict, out, excluded | {(NEXT,)})
+    elif not exclude_action:  # only the action comes along from the root
+        for key in (action_keys if isinstance(action_keys, list) else [action_keys]):
             out.set(key, tensordict.get(key))
-    for key in nxt.keys():
-        if not (exclude_reward and key in reward_keys):
-            out.set(key, nxt.get(key))
-    return out
+    _copy_leaves(nxt, out, excluded)
+    return out if next_tensordict is None else next_tensordict.update(out)
+
+
+def _key_tuple(key) -> tuple:
+    key = unravel_key(key)
+    return key if isinstance(key, tuple) else (key,)
+
+
+def _copy_leaves(source: TensorDictBase, out: TensorDictBase, excluded: set,
+                 prefix: tuple = ()) -> None:
+    """Copy ``source``'s leaves into ``out`` (merging nested entries), skipping ``excluded``."""
+    for key in source.keys():
+        path = (*prefix, key)
+        if path in excluded:
+            continue
+        value = source.get(key)
+        if isinstance(value, TensorDictBase):  # merge leaf by leaf: never alias the source
+            _copy_leaves(value, out, excluded, path)
+        else:
+            out.set(path, value)
 
 
 def _spec_property(full: str, key: str, leaf: bool) -> property:

@@ -755,3 +755,38 @@ def test_transform_needs_one_out_key_per_in_key_and_apply_transform():
         rl_envs.Transform(["a"], ["b"])(TensorDict(a=torch.ones(1)))
     with pytest.raises(KeyError, match=r"Transform: expected key 'a' in the input tensordict"):
         rl_envs.Transform(["a"], ["b"])(TensorDict(b=torch.ones(1)))
+
+
+# ---- step_mdp, as torchrl's ---------------------------------------------------------------
+
+def _nested_transition():
+    return TensorDict({
+        "observation": torch.zeros(2, 3), "action": torch.ones(2, 1), "hidden": torch.ones(2, 4),
+        "agents": {"action": torch.ones(2, 1), "state": torch.zeros(2, 2)},
+        "done": torch.zeros(2, 1, dtype=torch.bool),
+        "next": {"observation": torch.ones(2, 3), "reward": torch.ones(2, 1),
+                 "done": torch.ones(2, 1, dtype=torch.bool),
+                 "agents": {"reward": torch.ones(2, 1), "state": torch.ones(2, 2)}},
+    }, [2])
+
+
+@pytest.mark.parametrize("kwargs", [
+    {}, {"keep_other": False}, {"exclude_reward": False}, {"exclude_done": True},
+    {"exclude_action": False}, {"keep_other": False, "exclude_action": False},
+    {"action_keys": [("agents", "action")], "reward_keys": [("agents", "reward")]},
+    {"reward_keys": ["reward", ("agents", "reward")], "exclude_done": True, "done_keys": "done"},
+    {"action_keys": "action", "exclude_action": True, "keep_other": True},
+])
+def test_step_mdp_matches_torchrl(kwargs):
+    from torchrl.envs.utils import step_mdp as trl_step_mdp
+
+    ref, mine = trl_step_mdp(_nested_transition(), **kwargs), step_mdp(_nested_transition(), **kwargs)
+    assert sorted(map(str, mine.keys(True, True))) == sorted(map(str, ref.keys(True, True)))
+    for key in ref.keys(True, True):
+        torch.testing.assert_close(mine[key], ref[key], msg=str(key))
+
+
+def test_step_mdp_writes_into_next_tensordict():
+    target = TensorDict({}, [2])
+    out = step_mdp(_nested_transition(), next_tensordict=target)
+    assert out is target and target["observation"].eq(1).all()
