@@ -274,8 +274,12 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
                 tensordict.set(key, self.full_done_spec[key].zero())
         return tensordict
 
-    def reset(self, tensordict: TensorDictBase | None = None, **kwargs) -> TensorDictBase:
+    def reset(self, tensordict: TensorDictBase | None = None, *, set_state: bool | None = None,
+              **kwargs) -> TensorDictBase:
         """Start (or, where ``tensordict["_reset"]`` is set, restart) episodes."""
+        if set_state:
+            raise InvalidValueError(f"{type(self).__name__}.reset: set_state=True (set a "
+                                    "simulator's state from the tensordict) is not supported.")
         out = self._complete_done(self._reset(tensordict, **kwargs))
         reset = None if tensordict is None else tensordict.get("_reset", None)
         if not self.allow_done_after_reset and validate_args(self.run_type_checks):
@@ -373,11 +377,12 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
             seed = _seed_generator(seed)
         return seed
 
-    def rollout(self, max_steps: int, policy=None, callback=None, *, auto_reset: bool = True,
-                auto_cast_to_device: bool = False, break_when_any_done: bool | None = None,
-                break_when_all_done: bool | None = None, return_contiguous: bool | None = False,
-                tensordict: TensorDictBase | None = None, set_truncated: bool = False,
-                out=None, trust_policy: bool = False) -> TensorDictBase:
+    def rollout(self, max_steps: int, policy=None, callback=None, *, actions=None,
+                auto_reset: bool = True, auto_cast_to_device: bool = False,
+                break_when_any_done: bool | None = None, break_when_all_done: bool | None = None,
+                return_contiguous: bool | None = False, tensordict: TensorDictBase | None = None,
+                set_truncated: bool = False, out=None, trust_policy: bool = False,
+                storing_device=None, set_state: bool | None = None) -> TensorDictBase:
         """Run ``policy`` (random actions if None) for up to ``max_steps`` steps.
 
         Returns the transitions stacked along a new dim after the batch dims, with
@@ -394,6 +399,8 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
                 the last, with the next root (as torchrl).
 
         Keyword Args:
+            actions (iterable, optional): actions to replay instead of a policy (a sized
+                iterable caps ``max_steps``), written under the top-level action key.
             auto_reset (bool): reset first; else start from ``tensordict`` (its entries
                 that are done start afresh).
             auto_cast_to_device (bool): only False: put the policy on the env's device.
@@ -405,8 +412,36 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
             out (TensorDictBase, optional): where to write the stacked result.
             trust_policy (bool): accepted for torchrl's signature; the policy is always
                 called on the tensordict.
+            storing_device: where the stacked transitions go (default: where they are).
+            set_state: only None or False (see ``reset``).
         """
         owner = f"{type(self).__name__}.rollout"
+        any_done, all_done = self._rollout_flags(owner, break_when_any_done, break_when_all_done,
+                                                 auto_cast_to_device, set_truncated)
+        if actions is not None:
+            policy, max_steps = self._replay(owner, actions, policy, max_steps)
+        if auto_reset:
+            tensordict = self.reset(tensordict, set_state=set_state)
+        elif tensordict is None:
+            raise InvalidValueError(f"{owner}: with auto_reset=False a tensordict to start from "
+                                    "is required, got None.")
+        else:  # as torchrl: entries of the given tensordict that are done start afresh
+            tensordict = self.maybe_reset(tensordict)
+        steps = self._rollout_steps(tensordict, max_steps, policy, callback, any_done, all_done)
+        if set_truncated:  # the last transition ends the trajectory, as in torchrl
+            last = steps[-1].get(NEXT)
+            last.set(TRUNCATED, torch.ones_like(last.get(TRUNCATED)))
+            last.set(DONE, torch.ones_like(last.get(DONE)))
+        if storing_device is not None:
+            steps = [step.to(storing_device) for step in steps]
+        dim = len(self.batch_size)
+        if return_contiguous:
+            return torch.stack(steps, dim, out=out)
+        return LazyStackedTensorDict.maybe_dense_stack(steps, dim, out=out)
+
+    def _rollout_flags(self, owner: str, break_when_any_done, break_when_all_done,
+                       auto_cast_to_device: bool, set_truncated: bool) -> tuple[bool, bool]:
+        """Check rollout's flags; return the stopping rule as (any_done, all_done)."""
         if break_when_any_done is None:
             break_when_any_done = not break_when_all_done
         if break_when_any_done and break_when_all_done:
@@ -418,23 +453,16 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         if set_truncated and TRUNCATED not in self.done_keys:
             raise InvalidValueError(f"{owner}: set_truncated=True needs a {TRUNCATED!r} done "
                                     f"key, got done keys {self.done_keys}.")
-        if auto_reset:
-            tensordict = self.reset(tensordict)
-        elif tensordict is None:
-            raise InvalidValueError(f"{owner}: with auto_reset=False a tensordict to start from "
-                                    "is required, got None.")
-        else:  # as torchrl: entries of the given tensordict that are done start afresh
-            tensordict = self.maybe_reset(tensordict)
-        steps = self._rollout_steps(tensordict, max_steps, policy, callback,
-                                    break_when_any_done, bool(break_when_all_done))
-        if set_truncated:  # the last transition ends the trajectory, as in torchrl
-            last = steps[-1].get(NEXT)
-            last.set(TRUNCATED, torch.ones_like(last.get(TRUNCATED)))
-            last.set(DONE, torch.ones_like(last.get(DONE)))
-        dim = len(self.batch_size)
-        if return_contiguous:
-            return torch.stack(steps, dim, out=out)
-        return LazyStackedTensorDict.maybe_dense_stack(steps, dim, out=out)
+        return bool(break_when_any_done), bool(break_when_all_done)
+
+    def _replay(self, owner: str, actions, policy, max_steps: int):
+        """A policy that writes the given actions in turn, and the capped number of steps."""
+        if policy is not None:
+            raise ValueError(f"{owner}: give a policy or actions, not both.")
+        key, steps = next(iter(self.full_action_spec.keys())), iter(actions)
+        if hasattr(actions, "__len__"):
+            max_steps = min(max_steps, len(actions))
+        return (lambda tensordict: tensordict.set(key, next(steps))), max_steps
 
     def _act(self, tensordict: TensorDictBase, policy) -> TensorDictBase:
         """The policy's action (a random one when ``policy`` is None), checked for its key."""

@@ -617,6 +617,8 @@ ERROR_CASES = {
         lambda lib: _scale_transform(lib)(TensorDict(other=torch.ones(1)))),
     "transform with fewer out_keys than in_keys": (
         lambda lib: lib.Transform(in_keys=["a"])(TensorDict(a=torch.ones(1)))),
+    "rollout with a policy and actions": (lambda lib: lib.GymEnv("Pendulum-v1").rollout(
+        3, policy=lambda td: td, actions=[torch.zeros(1)] * 3)),
     "adding to a locked spec": (lambda lib: lib.GymEnv("Pendulum-v1").observation_spec.set(
         "extra", (Unbounded if lib is rl_envs else TorchrlUnbounded)(1))),
     "set_truncated without a truncated key": (lambda lib: (
@@ -790,3 +792,28 @@ def test_step_mdp_writes_into_next_tensordict():
     target = TensorDict({}, [2])
     out = step_mdp(_nested_transition(), next_tensordict=target)
     assert out is target and target["observation"].eq(1).all()
+
+
+# ---- rollout(actions=..., storing_device=...), set_state ---------------------------------
+
+@pytest.mark.parametrize("name", ["Pendulum-v1", "CartPole-v1"])
+def test_rollout_with_actions_matches_torchrl(name):
+    ours, theirs = GymEnv(name), trl_envs.GymEnv(name)
+    ours.set_seed(1), theirs.set_seed(1)
+    actions = list(ours.full_action_spec["action"].rand((6,)).unbind(0))
+    ref = theirs.rollout(50, actions=actions, break_when_any_done=False)
+    mine = ours.rollout(50, actions=actions, break_when_any_done=False)
+    assert mine.batch_size == ref.batch_size == (6,)  # a sized iterable caps max_steps
+    for key in ref.keys(True, True):
+        torch.testing.assert_close(mine[key], ref[key], msg=str(key))
+
+
+def test_rollout_storing_device():
+    rollout = CountingEnv().rollout(3, storing_device="cpu")
+    assert rollout.device == torch.device("cpu")
+
+
+def test_set_state_is_refused():
+    with pytest.raises(InvalidValueError, match="GymEnv.reset: set_state=True .* not supported"):
+        GymEnv("Pendulum-v1").rollout(3, set_state=True)
+    assert GymEnv("Pendulum-v1").rollout(2, set_state=False).batch_size == (2,)
