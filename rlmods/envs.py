@@ -554,6 +554,8 @@ class GymEnv(EnvBase):
             ``Categorical`` (an index) instead of ``OneHot``. Defaults to False.
         frame_skip (int): repeat each action this many times, summing rewards.
         device: where the tensors go.
+        batch_size: only empty (one gymnasium environment).
+        allow_done_after_reset, spec_locked, auto_reset: as for ``EnvBase``.
         **kwargs: passed to ``gymnasium.make``.
 
     Examples:
@@ -565,7 +567,9 @@ class GymEnv(EnvBase):
     """
 
     def __init__(self, env_name: str, *, categorical_action_encoding: bool = False,
-                 frame_skip: int | None = None, device=None, batch_size=None, **kwargs):
+                 frame_skip: int | None = None, device=None, batch_size=None,
+                 allow_done_after_reset: bool = False, spec_locked: bool = True,
+                 auto_reset: bool = False, **kwargs):
         import gymnasium as gym
 
         if env_name not in gym.registry:
@@ -578,7 +582,8 @@ class GymEnv(EnvBase):
         if batch_size is not None and tuple(batch_size) != ():
             raise ValueError("GymEnv: batch_size must be empty (one gymnasium env), got "
                              f"{tuple(batch_size)}.")
-        super().__init__(device=device)
+        super().__init__(device=device, allow_done_after_reset=allow_done_after_reset,
+                         spec_locked=spec_locked, auto_reset=auto_reset)
         self.env_name = env_name
         self.frame_skip = frame_skip or 1
         self._env = gym.make(env_name, **kwargs)

@@ -817,3 +817,12 @@ def test_set_state_is_refused():
     with pytest.raises(InvalidValueError, match="GymEnv.reset: set_state=True .* not supported"):
         GymEnv("Pendulum-v1").rollout(3, set_state=True)
     assert GymEnv("Pendulum-v1").rollout(2, set_state=False).batch_size == (2,)
+
+
+def test_gym_env_takes_envbase_flags_like_torchrl():
+    ours = GymEnv("Pendulum-v1", spec_locked=False, allow_done_after_reset=True)
+    theirs = trl_envs.GymEnv("Pendulum-v1", spec_locked=False, allow_done_after_reset=True)
+    assert not ours.full_observation_spec.is_locked and not theirs.is_spec_locked
+    assert ours.allow_done_after_reset
+    with pytest.raises(InvalidValueError, match="GymEnv: auto_reset=True"):
+        GymEnv("Pendulum-v1", auto_reset=True)
