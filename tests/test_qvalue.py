@@ -177,39 +177,55 @@ def test_dueling_cnn_dqnet_loads_torchrl_weights_and_matches():
 
 # ---- where rlmods goes beyond torchrl -----------------------------------------------------
 
-def test_binary_and_mult_categorical_better_than_torchrl():
+@pytest.mark.torchrl_bug
+def test_torchrl_binary_and_mult_categorical_fail():
     values = _values(5, 3)
     with pytest.raises(TypeError):  # torchrl's _binary is a stub with a wrong signature
         tm.QValueModule(spec=tdata.Binary(3))(TensorDict(action_value=values))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="action_space must be one of"):
         tm.QValueModule(spec=tdata.MultiCategorical([1, 2]))
+
+
+def test_binary_and_mult_categorical_better_than_torchrl():
+    values = _values(5, 3)
     out = QValueModule(spec=Binary(3))(TensorDict(action_value=values))
     assert torch.equal(out["action"], (values > 0).long())
     out = QValueModule(spec=MultiCategorical([1, 2]))(TensorDict(action_value=values))
     assert out["action"].shape == (5, 2) and out["chosen_action_value"].shape == (5, 1)
 
 
-def test_custom_action_key_with_a_spec_better_than_torchrl():
+@pytest.mark.torchrl_bug
+def test_torchrl_rejects_a_custom_action_key_with_a_spec():
     with pytest.raises(KeyError):
         tm.QValueActor(nn.Linear(3, 4), spec=tdata.OneHot(4), action_key="my_action")
+
+
+def test_custom_action_key_with_a_spec_better_than_torchrl():
     actor = QValueActor(nn.Linear(3, 4), spec=OneHot(4), action_key="my_action")
     out = actor(TensorDict(observation=_values(5, 3), batch_size=[5]))
     assert out["my_action"].shape == (5, 4) and actor.action_space == "one_hot"
 
 
+@pytest.mark.torchrl_bug
+def test_torchrl_needs_var_nums_again_with_a_multi_one_hot_spec():
+    with pytest.raises(ValueError, match="var_nums"):
+        tm.QValueModule(spec=tdata.MultiOneHot([2, 3]))(TensorDict(action_value=_values(5, 5)))
+
+
 def test_var_nums_from_the_spec_better_than_torchrl():
     values = _values(5, 5)
-    with pytest.raises(ValueError, match="var_nums"):
-        tm.QValueModule(spec=tdata.MultiOneHot([2, 3]))(TensorDict(action_value=values))
     out = QValueModule(spec=MultiOneHot([2, 3]))(TensorDict(action_value=values))
     expected = tm.QValueModule("mult_one_hot", var_nums=[2, 3])(TensorDict(action_value=values))
     assert_close(out["action"], expected["action"])
 
 
+@pytest.mark.torchrl_bug
+def test_torchrl_ties_give_two_actions_at_once():
+    assert tm.QValueModule("one_hot")(torch.tensor([[1.0, 2.0, 2.0]]))[0].sum() == 2
+
+
 def test_ties_give_a_valid_one_hot_better_than_torchrl():
-    values = torch.tensor([[1.0, 2.0, 2.0]])
-    assert tm.QValueModule("one_hot")(values)[0].sum() == 2  # torchrl: two actions at once
-    assert QValueModule("one_hot")(values)[0].tolist() == [[0, 1, 0]]
+    assert QValueModule("one_hot")(torch.tensor([[1.0, 2.0, 2.0]]))[0].tolist() == [[0, 1, 0]]
 
 
 # ---- error messages -------------------------------------------------------------------------
@@ -337,3 +353,35 @@ def test_values_wider_than_the_spec_are_rejected_better_than_torchrl(strict_shap
     with pytest.raises(InvalidValueError, match=r"'action_value' must have 3 entries in its "
                                                  r"last dim, got shape \(1, 5\)\."):
         module(TensorDict(action_value=torch.zeros(1, 5), batch_size=[1]))
+
+
+# ---- the stored training evidence comes from the chapters' own training cells --------------
+
+def _train_seeds():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "train_seeds.py"
+    spec = importlib.util.spec_from_file_location("train_seeds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_stored_seed_results_match_the_notebooks_training_cells():
+    train_seeds = _train_seeds()
+    assert train_seeds.check() == []
+
+
+def test_stored_seed_results_check_detects_other_hyperparameters(tmp_path):
+    import json
+
+    train_seeds = _train_seeds()
+    stored = json.loads(train_seeds.DEFAULT_OUT.read_text())
+    stored["algorithms"]["dqn"]["hparams"]["lr"] *= 2
+    stored["algorithms"]["c51"]["code_hash"] = "0" * 16
+    changed = tmp_path / "seeds.json"
+    changed.write_text(json.dumps(stored))
+    problems = train_seeds.check(changed)
+    assert len(problems) == 2 and "dqn: stored hparams" in problems[0]
+    assert "c51: stored code_hash" in problems[1]
