@@ -15,6 +15,9 @@ import rlmods
 from rlmods import (Actor, Bounded, Composite, InvalidTypeError, InvalidValueError,
                     MultiStepActorWrapper, OneHot, SafeModule, SafeSequential, TanhModule, Unbounded,
                     VmapModule)
+import torchrl.modules as tm
+from torch.testing import assert_close
+from rlmods.actors import unbatched_spec
 
 NAMES = ["SafeModule", "SafeSequential", "Actor", "TanhModule", "MultiStepActorWrapper", "VmapModule"]
 TORCHRL = {"MultiStepActorWrapper": RlMultiStep}
@@ -479,3 +482,322 @@ def test_rlmods_errors_are_also_value_and_type_errors():
         Actor(_net(), safe=True)
     with pytest.raises(InvalidTypeError, match="Actor: spec must be a Composite, got Bounded"):
         Actor(_net()).spec = Bounded(-1.0, 1.0, shape=(2,))
+
+
+# ================================================================================================
+# Tests that kill mutants mutation testing found surviving (tools/mutation.sh).
+# ================================================================================================
+
+def _mut_td(n=4):
+    return TensorDict(x=torch.arange(2.0 * n).view(n, 2), batch_size=[n])
+
+
+# ---- unbatched_spec -------------------------------------------------------------------------
+
+def test_unbatched_spec_drops_a_leading_dim_of_size_one():
+    assert unbatched_spec(Bounded(-1.0, 1.0, shape=(1, 2))).shape == (2,)
+
+
+# ---- SafeModule: outputs as a dict, inplace, the fallback's writer ---------------------------
+
+def test_module_returning_a_dict_is_read_by_out_key():
+    def fn(x):
+        return {"y": x + 1, "z": 2 * x}
+    ours = SafeModule(fn, ["x"], ["z", "y"])(_mut_td())
+    ref = TensorDictModule(fn, ["x"], ["z", "y"])(_mut_td())
+    assert_close(ours["y"], ref["y"])
+    assert_close(ours["z"], ref["z"])
+
+
+@pytest.mark.parametrize("inplace", [False, "empty"])
+def test_inplace_false_and_empty_match_tensordict(inplace):
+    td = _mut_td()
+    ours = SafeModule(lambda x: x + 1, ["x"], ["y"], inplace=inplace)(td)
+    ref = TensorDictModule(lambda x: x + 1, ["x"], ["y"], inplace=inplace)(_mut_td())
+    assert ours is not td
+    assert "y" not in td.keys()
+    assert ours.batch_size == ref.batch_size
+    assert set(ours.keys()) == set(ref.keys()) == {"y"}
+
+
+def test_fallback_error_for_too_many_outputs_names_the_module():
+    module = SafeModule(lambda x: (x, x), ["x"], ["y"])
+    with pytest.raises(ValueError, match=r"^SafeModule: the module must return one tensor per "
+                                         r"out_key \(1: \['y'\]\), got 2\.$"):
+        module(_mut_td(), tensordict_out=TensorDict({}, [4]))
+
+
+def test_fallback_skips_an_ignored_output_and_writes_the_rest():
+    module = SafeModule(lambda x: (x - 1, x + 1), ["x"], ["_", "y"])
+    out = module(_mut_td(), tensordict_out=TensorDict({}, [4]))
+    assert set(out.keys()) == {"y"}
+    assert_close(out["y"], _mut_td()["x"] + 1)
+
+
+def test_fallback_does_not_project_without_safe():
+    spec = Bounded(-1.0, 1.0, shape=(2,))
+    out = SafeModule(lambda x: x * 10, ["x"], ["y"], spec=spec)(
+        _mut_td(), tensordict_out=TensorDict({}, [4]))
+    assert out["y"].abs().max() > 1
+    out = SafeModule(lambda x: x * 10, ["x"], ["y"], spec=spec, safe=True)(
+        _mut_td(), tensordict_out=TensorDict({}, [4]))
+    assert out["y"].abs().max() <= 1
+
+
+def test_short_path_does_not_project_without_safe():
+    spec = Bounded(-1.0, 1.0, shape=(2,))
+    out = SafeModule(lambda x: x * 10, ["x"], ["y"], spec=spec)(_mut_td())
+    assert out["y"].abs().max() > 1
+    out = SafeModule(lambda x: x * 10, ["x"], ["y"], spec=spec, safe=True)(_mut_td())
+    assert out["y"].abs().max() <= 1
+
+
+def test_fallback_writes_non_tensor_outputs_as_tensordict_does():
+    def fn(x):
+        return {"a": x + 1}
+    ours = SafeModule(fn, ["x"], ["y"])(_mut_td(), tensordict_out=TensorDict({}, [4]))
+    ref = TensorDictModule(fn, ["x"], ["y"])(_mut_td(), tensordict_out=TensorDict({}, [4]))
+    assert_close(ours["y", "a"], ref["y", "a"])
+
+
+def test_random_sample_draws_from_the_spec():
+    spec = Bounded(-1.0, 1.0, shape=(2,))
+    module = SafeModule(lambda x: x, ["x"], ["y"], spec=spec)
+    out = module.random_sample(_mut_td())
+    assert out["y"].shape == (4, 2)
+    assert spec.is_in(out["y"])
+
+
+@pytest.mark.parametrize("how", ["positional", "dtype_keyword"])
+def test_to_dtype_moves_the_spec_and_the_weights(how):
+    module = SafeModule(nn.Linear(2, 2), ["x"], ["y"], spec=Unbounded(2))
+    result = module.to(torch.float64) if how == "positional" else module.to(dtype=torch.float64)
+    assert result is module
+    assert module.spec["y"].dtype == torch.float64
+    assert module.module.weight.dtype == torch.float64
+
+
+def test_to_device_keyword_moves_the_spec_and_the_weights():
+    module = SafeModule(nn.Linear(2, 2), ["x"], ["y"], spec=Unbounded(2))
+    module.to(device="meta")
+    assert module.spec["y"].device.type == "meta"
+    assert module.module.weight.device.type == "meta"
+
+
+# ---- SafeSequential --------------------------------------------------------------------------
+
+def test_sequential_forwards_partial_tolerant_and_inplace():
+    first = SafeModule(lambda x: x + 1, ["x"], ["h"])
+    second = SafeModule(lambda h: 2 * h, ["h"], ["y"])
+    assert SafeSequential(first, second).partial_tolerant is False
+    assert SafeSequential(first, second, partial_tolerant=True).partial_tolerant is True
+    from tensordict.nn import TensorDictSequential
+    ref_first = TensorDictModule(lambda x: x + 1, ["x"], ["h"])
+    ref_second = TensorDictModule(lambda h: 2 * h, ["h"], ["y"])
+    td, ref_td = _mut_td(), _mut_td()
+    out = SafeSequential(first, second, inplace=False)(td)
+    ref = TensorDictSequential(ref_first, ref_second, inplace=False)(ref_td)
+    assert out is not td
+    assert out.batch_size == ref.batch_size
+    assert set(out.keys()) == set(ref.keys())
+    assert set(td.keys()) == set(ref_td.keys())
+    assert_close(out["y"], 2 * (_mut_td()["x"] + 1))
+
+
+# ---- TanhModule ----------------------------------------------------------------------------------
+
+def test_tanh_module_spec_error_names_the_module():
+    spec = Composite({"a": Bounded(-1.0, 1.0, shape=(2,)), "other": Unbounded(2)})
+    with pytest.raises(ValueError, match=r"^TanhModule: spec keys must be among the out_keys"):
+        TanhModule(in_keys=["a"], spec=spec)
+
+
+def test_tanh_module_accepts_equal_bounds_as_torchrl():
+    td = TensorDict(a=torch.tensor([-3.0, 0.0, 3.0]))
+    ours = TanhModule(in_keys=["a"], low=1.0, high=1.0)(td.clone())["a"]
+    theirs = tm.TanhModule(in_keys=["a"], low=1.0, high=1.0)(td.clone())["a"]
+    assert_close(ours, theirs)
+    assert_close(ours, torch.ones(3))
+
+
+def test_tanh_module_buffer_names_match_torchrl_for_nested_keys():
+    ours = TanhModule(in_keys=[("a", "b"), "act"])
+    theirs = tm.TanhModule(in_keys=[("a", "b"), "act"])
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    td = TensorDict({"a": {"b": torch.tensor([0.0, 100.0])}, "act": torch.tensor([-100.0])}, [])
+    out = ours(td)
+    assert_close(out["a", "b"], torch.tensor([0.0, 1.0]))
+
+
+# ---- MultiStepActorWrapper: key conventions, as torchrl --------------------------------------
+
+_MUT_KEY_CASES = [
+    dict(out=["action"]),
+    dict(out=[("agents", "action")]),
+    dict(out=[("a", "b", "action")]),
+    dict(out=["move_chunk"]),
+    dict(out=[("agents", "move_chunk")]),
+    dict(out=[("a", "b", "move_chunk")]),
+    dict(out=[("vla_action", "chunk")]),
+    dict(out=[("x", "vla_action", "chunk")]),
+    dict(out=[("agents", "action"), ("agents", "hidden")]),
+    dict(out=["plan"], chunk_keys="plan"),
+    dict(out=["plan"], chunk_keys=["plan"]),
+    dict(out=["action_chunk"], chunk_keys="action_chunk"),
+    dict(out=["action"], action_keys="action"),
+    dict(out=["action"], init_key=("a", "b", "is_init")),
+    dict(out=["a_chunk", "b_chunk"]),
+]
+
+
+def _mut_wrapper(lib, case):
+    actor = TensorDictModule(lambda x: x, ["observation"], case["out"])
+    kwargs = {k: v for k, v in case.items() if k != "out"}
+    return lib.MultiStepActorWrapper(actor, n_steps=3, **kwargs)
+
+
+@pytest.mark.parametrize("case", _MUT_KEY_CASES, ids=str)
+def test_multistep_keys_match_torchrl(case):
+    ours, theirs = _mut_wrapper(__import__("rlmods"), case), _mut_wrapper(tm, case)
+    assert ours.action_keys == theirs.action_keys
+    assert list(ours.chunk_keys) == list(theirs.chunk_keys)
+    assert sorted(map(str, ours.out_keys)) == sorted(map(str, theirs.out_keys))
+    assert sorted(map(str, ours.in_keys)) == sorted(map(str, theirs.in_keys))
+
+
+def test_multistep_explicit_action_keys_are_used():
+    actor = TensorDictModule(lambda x: (x, x), ["observation"], ["action", "other"])
+    assert MultiStepActorWrapper(actor, n_steps=3, action_keys=["other"]).action_keys == ["other"]
+
+
+def _mut_planner():
+    return TensorDictModule(lambda obs: obs.unsqueeze(-2) + torch.arange(3.0).view(3, 1),
+                            in_keys=["observation"], out_keys=["action"])
+
+
+def _mut_rollout(wrapper, steps, init_key="is_init"):
+    td = TensorDict({"observation": torch.zeros(1, 1), init_key: torch.ones(1, 1, dtype=torch.bool)},
+                    [1])
+    actions = []
+    for _ in range(steps):
+        actions.append(wrapper(td)["action"].item())
+        td[init_key] = torch.zeros(1, 1, dtype=torch.bool)
+    return actions
+
+
+def test_multistep_replan_interval_one_replans_every_step():
+    assert _mut_rollout(MultiStepActorWrapper(_mut_planner(), n_steps=3, replan_interval=1), 3) == [0.0] * 3
+
+
+def test_multistep_replan_interval_equal_to_the_plan_length():
+    wrapper = MultiStepActorWrapper(_mut_planner(), replan_interval=3)
+    assert _mut_rollout(wrapper, 4) == [0.0, 1.0, 2.0, 0.0]
+
+
+def test_multistep_custom_init_key():
+    wrapper = MultiStepActorWrapper(_mut_planner(), n_steps=3, init_key="start")
+    assert wrapper.init_key == "start"
+    assert _mut_rollout(wrapper, 4, init_key="start") == [0.0, 1.0, 2.0, 0.0]
+
+
+def test_multistep_plan_keys_length_mismatch_message():
+    actor = TensorDictModule(lambda x: x, ["observation"], ["action"])
+    with pytest.raises(ValueError, match=r"^MultiStepActorWrapper: action_keys and chunk_keys must "
+                                         r"have the same length, got \['action'\] and "
+                                         r"\['a_chunk', 'b_chunk'\]\.$"):
+        MultiStepActorWrapper(actor, action_keys=["action"], chunk_keys=["a_chunk", "b_chunk"])
+
+
+def test_multistep_init_key_list_message():
+    with pytest.raises(ValueError, match=r"^MultiStepActorWrapper: init_key must be a single key, "
+                                         r"got \['a', 'b'\]\.$"):
+        MultiStepActorWrapper(_mut_planner(), init_key=["a", "b"])
+
+
+def test_multistep_missing_init_key_message():
+    wrapper = MultiStepActorWrapper(_mut_planner(), n_steps=3)
+    with pytest.raises(KeyError, match=r"InitTracker transform"):
+        wrapper(TensorDict({"observation": torch.zeros(1, 1)}, [1]))
+
+
+def test_multistep_partial_first_is_init_message():
+    wrapper = MultiStepActorWrapper(_mut_planner(), n_steps=3)
+    td = TensorDict({"observation": torch.zeros(2, 1),
+                     "is_init": torch.tensor([[True], [False]])}, [2])
+    with pytest.raises(ValueError, match=r"^MultiStepActorWrapper: is_init must be set everywhere "
+                                         r"on the first call \(no cached plan under "
+                                         r"'action_orig'\), got it partially set\.$"):
+        wrapper(td)
+
+
+def test_multistep_wrong_plan_length_message():
+    wrapper = MultiStepActorWrapper(_mut_planner(), n_steps=4)
+    td = TensorDict({"observation": torch.zeros(1, 1), "is_init": torch.ones(1, 1, dtype=torch.bool)},
+                    [1])
+    with pytest.raises(ValueError, match=r"^MultiStepActorWrapper: the plan 'action_orig' must "
+                                         r"have n_steps=4 entries in dim 1, got shape "
+                                         r"\(1, 3, 1\)\.$"):
+        wrapper(td)
+
+
+def test_multistep_plan_shorter_than_replan_interval_message():
+    wrapper = MultiStepActorWrapper(_mut_planner(), replan_interval=4)
+    td = TensorDict({"observation": torch.zeros(1, 1), "is_init": torch.ones(1, 1, dtype=torch.bool)},
+                    [1])
+    with pytest.raises(ValueError, match=r"^MultiStepActorWrapper: the plan 'action_orig' must "
+                                         r"have at least replan_interval=4 steps, got 3\.$"):
+        wrapper(td)
+
+
+def test_multistep_deeply_nested_vla_chunk_replays_the_plan():
+    actor = TensorDictModule(lambda obs: obs.unsqueeze(-2) + torch.arange(3.0).view(3, 1),
+                             in_keys=["observation"], out_keys=[("x", "vla_action", "chunk")])
+    results = []
+    for lib in (__import__("rlmods"), tm):
+        wrapper = lib.MultiStepActorWrapper(actor, n_steps=3)
+        td = TensorDict({"observation": torch.zeros(2, 1),
+                         "is_init": torch.ones(2, 1, dtype=torch.bool)}, [2])
+        steps = []
+        for _ in range(4):
+            steps.append(wrapper(td)["action"].clone())
+            td["is_init"] = torch.zeros(2, 1, dtype=torch.bool)
+        results.append(torch.stack(steps))
+    assert_close(results[0], results[1])
+    assert results[0][:, 0, 0].tolist() == [0.0, 1.0, 2.0, 0.0]
+
+
+# ---- VmapModule ---------------------------------------------------------------------------------
+
+def test_vmap_module_mock_default_and_mock_():
+    def not_vmappable(x):
+        return x * 2 if x.sum().item() >= 0 else x  # .item(): fails under torch.vmap
+    inner = TensorDictModule(not_vmappable, in_keys=["x"], out_keys=["y"])
+    module = VmapModule(inner, 0)
+    assert module.mock is False
+    with pytest.raises(RuntimeError, match=r"item"):
+        module(_mut_td())
+    module.mock_()
+    assert module.mock is True
+    assert_close(module(_mut_td())["y"], 2 * _mut_td()["x"])
+    module.mock_(False)
+    assert module.mock is False
+
+
+def test_multistep_two_nested_chunk_containers_match_torchrl():
+    def plan(obs):
+        return obs.unsqueeze(-2) + torch.arange(3.0).view(3, 1)
+    actor = TensorDictModule(lambda o: (plan(o), 10 * plan(o)), ["observation"],
+                             [("a", "move_chunk"), ("b", "turn_chunk")])
+    results = []
+    for lib in (__import__("rlmods"), tm):
+        wrapper = lib.MultiStepActorWrapper(actor, n_steps=3)
+        td = TensorDict(observation=torch.zeros(2, 1), is_init=torch.ones(2, 1, dtype=torch.bool),
+                        batch_size=[2])
+        steps = []
+        for _ in range(4):
+            td = wrapper(td)
+            steps.append(torch.stack([td["a", "move"], td["b", "turn"]]))
+            td["is_init"] = torch.zeros(2, 1, dtype=torch.bool)
+        results.append(torch.stack(steps))
+    assert_close(results[0], results[1])
+    assert results[0][:, 1, 0, 0].tolist() == [0.0, 10.0, 20.0, 0.0]

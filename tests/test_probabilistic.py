@@ -17,6 +17,10 @@ import rlmods
 from rlmods import (Bounded, Categorical, ExplorationType, OneHot, OneHotCategorical, ProbabilisticActor,
                     SafeProbabilisticModule, SafeProbabilisticTensorDictSequential, TanhNormal,
                     set_exploration_type)
+from tensordict.nn import ProbabilisticTensorDictModule
+from tensordict.nn import set_interaction_type
+from torch.testing import assert_close
+from rlmods import Composite
 
 NAMES = ["SafeProbabilisticModule", "SafeProbabilisticTensorDictSequential", "ProbabilisticActor"]
 
@@ -389,3 +393,267 @@ def test_safe_actor_fallback_paths_give_the_short_path_output():
     for name in ("tensordict_out", "kwargs"):
         for key in ("loc", "scale", "action", "action_log_prob"):
             torch.testing.assert_close(outputs[name][key], outputs["td"][key])
+
+
+# ================================================================================================
+# Tests that kill mutants mutation testing found surviving (tools/mutation.sh).
+# ================================================================================================
+
+def _mut_normal(**kw):
+    return SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["action"],
+                                   distribution_class=D.Normal, **kw)
+
+
+def _mut_params(n=4, seed=0, grad=False):
+    g = torch.Generator().manual_seed(seed)
+    loc = torch.randn(n, 2, generator=g).requires_grad_(grad)
+    return TensorDict(loc=loc, scale=torch.rand(n, 2, generator=g) + 0.5, batch_size=[n])
+
+
+def _mut_independent_categorical(logits):
+    return D.Independent(D.Categorical(logits=logits), 1)
+
+
+class _mut_BernoulliWithoutMean(D.Bernoulli):
+    """No closed-form mean (and no rsample): MEAN falls back on an empirical estimate."""
+
+    @property
+    def mean(self):
+        raise NotImplementedError
+
+
+class _mut_TanhTransformed(D.TransformedDistribution):
+    """A reparametrisable distribution without a closed-form mean."""
+
+    def __init__(self, loc, scale):
+        super().__init__(D.Normal(loc, scale), [D.TanhTransform()])
+
+
+# ---- the value each exploration type writes ---------------------------------------------
+
+def test_deterministic_value_of_an_independent_discrete_dist_is_its_mode():
+    logits = torch.randn(3, 2, 4, generator=torch.Generator().manual_seed(0))
+    module = SafeProbabilisticModule(in_keys=["logits"], out_keys=["action"],
+                                     distribution_class=_mut_independent_categorical)
+    with set_interaction_type(InteractionType.DETERMINISTIC):
+        out = module(TensorDict(logits=logits, batch_size=[3]))
+    assert torch.equal(out["action"], logits.argmax(-1))
+
+
+def test_random_value_is_reparametrised_when_the_dist_allows_it():
+    module = _mut_normal()
+    with set_interaction_type(InteractionType.RANDOM):
+        out = module(_mut_params(grad=True))
+    assert out["action"].requires_grad
+
+
+def test_random_value_of_a_dist_without_rsample_is_a_sample():
+    module = SafeProbabilisticModule(in_keys=["logits"], out_keys=["action"],
+                                     distribution_class=D.Categorical)
+    torch.manual_seed(0)
+    with set_interaction_type(InteractionType.RANDOM):
+        out = module(TensorDict(logits=torch.zeros(200, 3), batch_size=[200]))
+    assert set(out["action"].tolist()) == {0, 1, 2}
+
+
+def test_random_value_with_log_prob_is_reparametrised_for_tanh_normal():
+    module = SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["action"],
+                                     distribution_class=TanhNormal, return_log_prob=True)
+    params = _mut_params(grad=True)
+    with set_interaction_type(InteractionType.RANDOM):
+        out = module(params)
+    assert out["action"].requires_grad
+    out["action"].sum().backward()
+    assert params["loc"].grad is not None and params["loc"].grad.abs().sum() > 0
+    dist = TanhNormal(params["loc"].detach(), params["scale"])
+    assert_close(out["action_log_prob"].detach(), dist.log_prob(out["action"].detach()))
+
+
+def test_mean_without_closed_form_is_an_empirical_mean_of_reparametrised_draws():
+    module = SafeProbabilisticModule(in_keys=["loc", "scale"], out_keys=["action"],
+                                     distribution_class=_mut_TanhTransformed)
+    params = _mut_params(grad=True)
+    torch.manual_seed(0)
+    with set_interaction_type(InteractionType.MEAN):
+        out = module(params)
+    assert out["action"].shape == (4, 2)
+    assert out["action"].requires_grad
+    expected = _mut_TanhTransformed(params["loc"].detach(), params["scale"]).sample((20000,)).mean(0)
+    assert_close(out["action"].detach(), expected, atol=0.08, rtol=0)
+
+
+def test_mean_without_closed_form_nor_rsample_uses_samples():
+    probs = torch.tensor([[0.1, 0.9], [0.5, 0.2]])
+    module = SafeProbabilisticModule(in_keys=["probs"], out_keys=["action"],
+                                     distribution_class=_mut_BernoulliWithoutMean,
+                                     n_empirical_estimate=4000)
+    assert module.n_empirical_estimate == 4000
+    torch.manual_seed(0)
+    with set_interaction_type(InteractionType.MEAN):
+        out = module(TensorDict(probs=probs, batch_size=[2]))
+    assert out["action"].shape == (2, 2)
+    assert_close(out["action"], probs, atol=0.05, rtol=0)
+
+
+# ---- constructor defaults and forwarded arguments ----------------------------------------
+
+def test_defaults_match_tensordict():
+    ours = _mut_normal()
+    ref = ProbabilisticTensorDictModule(in_keys=["loc", "scale"], out_keys=["action"],
+                                        distribution_class=D.Normal)
+    assert ours.return_log_prob is ref.return_log_prob is False
+    assert ours.cache_dist is ref.cache_dist is False
+    assert ours.n_empirical_estimate == ref.n_empirical_estimate == 1000
+    out = ours(_mut_params())
+    assert "action_log_prob" not in out.keys()
+
+
+def test_log_prob_key_is_forwarded():
+    module = _mut_normal(return_log_prob=True, log_prob_key="lp")
+    out = module(_mut_params())
+    assert "lp" in out.keys() and "action_log_prob" not in out.keys()
+
+
+def test_log_prob_keys_is_forwarded():
+    module = _mut_normal(return_log_prob=True, log_prob_keys=["my_lp"])
+    assert module.log_prob_keys == ["my_lp"]
+    assert "my_lp" in module(_mut_params()).keys()
+
+
+def test_num_samples_is_forwarded():
+    module = _mut_normal(num_samples=3, default_interaction_type=InteractionType.RANDOM)
+    out = module(_mut_params())
+    assert out["action"].shape == (3, 4, 2)
+
+
+def test_generator_is_forwarded():
+    def draw():
+        module = _mut_normal(default_interaction_type=InteractionType.RANDOM,
+                         generator=torch.Generator().manual_seed(7))
+        torch.manual_seed(123)  # the global RNG must not decide the draw
+        first = module(_mut_params())["action"]
+        torch.manual_seed(456)
+        return first
+    torch.manual_seed(999)
+    a = draw()
+    b = draw()
+    assert torch.equal(a, b)
+    module = _mut_normal(default_interaction_type=InteractionType.RANDOM)
+    torch.manual_seed(123)
+    assert not torch.equal(module(_mut_params())["action"], a)
+
+
+# ---- the short path and the fallback -----------------------------------------------------
+
+def test_tensordict_out_is_honoured():
+    params = _mut_params()
+    out = TensorDict({}, [4])
+    result = _mut_normal()(params, tensordict_out=out)
+    assert result is out
+    assert "action" in out.keys()
+    assert "action" not in params.keys()
+
+
+def test_safe_false_does_not_project():
+    spec = Bounded(-0.1, 0.1, shape=(2,))
+    params = _mut_params()
+    params["loc"] = params["loc"] * 0 + 5.0
+    out = _mut_normal(spec=spec)(params)  # deterministic: the mean, 5.0, outside the spec
+    assert (out["action"] == 5.0).all()
+    assert (_mut_normal(spec=spec, safe=True)(params.clone())["action"] <= 0.1).all()
+
+
+def test_safe_keyword_call_projects_and_returns_a_tensor():
+    spec = Bounded(-0.1, 0.1, shape=(2,))
+    module = _mut_normal(spec=spec, safe=True)
+    params = _mut_params()
+    out = module(loc=params["loc"], scale=params["scale"])
+    assert isinstance(out, torch.Tensor)
+    assert out.shape == (4, 2)
+    assert_close(out, module(params.clone())["action"])
+
+
+def test_deeply_nested_parameter_keys():
+    module = SafeProbabilisticModule(in_keys=[("a", "b", "loc"), ("a", "b", "scale")],
+                                     out_keys=["action"], distribution_class=D.Normal)
+    params = _mut_params()
+    td = TensorDict({"a": {"b": params.to_dict()}}, [4])
+    assert_close(module(td)["action"], params["loc"])
+
+
+def test_distribution_kwargs_are_used():
+    module = SafeProbabilisticModule(in_keys=["loc"], out_keys=["action"],
+                                     distribution_class=D.Normal,
+                                     distribution_kwargs={"scale": 2.0}, return_log_prob=True)
+    out = module(TensorDict(loc=torch.zeros(3), batch_size=[3]))
+    assert_close(out["action_log_prob"], D.Normal(0.0, 2.0).log_prob(torch.zeros(3)))
+
+
+# ---- the sequential ------------------------------------------------------------------------
+
+def _mut_seq(**kw):
+    net = TensorDictModule(torch.nn.Linear(3, 2), in_keys=["x"], out_keys=["loc"])
+    head = SafeProbabilisticModule(in_keys=["loc"], out_keys=["action"],
+                                   distribution_class=D.Normal,
+                                   distribution_kwargs={"scale": 1.0})
+    return SafeProbabilisticTensorDictSequential(net, head, **kw)
+
+
+def test_sequential_honours_tensordict_out():
+    seq = _mut_seq()
+    td = TensorDict(x=torch.randn(4, 3), batch_size=[4])
+    out = TensorDict({}, [4])
+    result = seq(td, tensordict_out=out)
+    assert result is out
+    assert {"loc", "action"} <= set(out.keys())
+    assert "action" not in td.keys()
+
+
+def test_sequential_forwards_partial_tolerant():
+    import torchrl.modules as tm
+    net = TensorDictModule(torch.nn.Linear(3, 2), in_keys=["x"], out_keys=["loc"])
+    head = tm.SafeProbabilisticModule(in_keys=["loc"], out_keys=["action"],
+                                      distribution_class=D.Normal,
+                                      distribution_kwargs={"scale": 1.0})
+    theirs = tm.SafeProbabilisticTensorDictSequential(net, head, partial_tolerant=True)
+    assert _mut_seq(partial_tolerant=True).partial_tolerant is theirs.partial_tolerant is True
+    assert _mut_seq().partial_tolerant is False
+
+
+def test_forward_hooks_of_the_parameter_module_run():
+    net = TensorDictModule(torch.nn.Linear(3, 2), in_keys=["x"], out_keys=["loc"])
+    net.register_forward_hook(lambda mod, args, out: out.set("loc", out["loc"] * 0 + 3.0))
+    head = SafeProbabilisticModule(in_keys=["loc"], out_keys=["action"],
+                                   distribution_class=D.Normal,
+                                   distribution_kwargs={"scale": 1.0})
+    seq = SafeProbabilisticTensorDictSequential(net, head)
+    out = seq(TensorDict(x=torch.randn(4, 3), batch_size=[4]))
+    assert (out["action"] == 3.0).all()
+
+
+# ---- ProbabilisticActor's spec ---------------------------------------------------------------
+
+def test_actor_keeps_a_composite_spec_as_is():
+    leaf = Bounded(-1.0, 1.0, shape=(2,))
+    net = TensorDictModule(torch.nn.Linear(3, 2), in_keys=["x"], out_keys=["loc"])
+    actor = ProbabilisticActor(net, in_keys=["loc"], spec=Composite({"action": leaf}),
+                               distribution_class=D.Normal, distribution_kwargs={"scale": 1.0})
+    assert actor.spec["action"] == leaf
+
+
+def test_actor_rejects_a_single_spec_for_two_out_keys():
+    net = TensorDictModule(torch.nn.Linear(3, 2), in_keys=["x"], out_keys=["loc"])
+    with pytest.raises(ValueError, match=r"single \(non-Composite\) spec needs exactly one "
+                                         r"out_key"):
+        ProbabilisticActor(net, in_keys=["loc"], out_keys=["a", "b"],
+                           spec=Bounded(-1.0, 1.0, shape=(2,)), distribution_class=D.Normal,
+                           distribution_kwargs={"scale": 1.0})
+
+
+def test_cache_dist_is_forwarded_as_tensordict_keeps_it():
+    kwargs = dict(in_keys=["loc", "scale"], out_keys=["action"], distribution_class=TanhNormal)
+    for flag in (False, True):
+        ours = SafeProbabilisticModule(cache_dist=flag, **kwargs)
+        ref = ProbabilisticTensorDictModule(cache_dist=flag, **kwargs)
+        assert ours.cache_dist is ref.cache_dist is flag
+    assert SafeProbabilisticModule(**kwargs).cache_dist is False

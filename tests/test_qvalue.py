@@ -12,6 +12,7 @@ from torch.testing import assert_close
 from rlmods import (Binary, Bounded, Categorical, Composite, DuelingCnnDQNet, InvalidValueError,
                     MultiCategorical, MultiOneHot, OneHot, QValueActor, QValueHook, QValueModule)
 from rlmods.qvalue import chosen_action_value, greedy_action
+from rlmods import Unbounded
 
 KEYS = ("action", "action_value", "chosen_action_value")
 
@@ -385,3 +386,318 @@ def test_stored_seed_results_check_detects_other_hyperparameters(tmp_path):
     problems = train_seeds.check(changed)
     assert len(problems) == 2 and "dqn: stored hparams" in problems[0]
     assert "c51: stored code_hash" in problems[1]
+
+
+# ================================================================================================
+# Tests that kill mutants mutation testing found surviving (tools/mutation.sh).
+# ================================================================================================
+
+def _mut_values(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+# ---- two batch dims: every reduction is over the last dim --------------------------------
+
+def test_greedy_action_with_two_batch_dims():
+    values = _mut_values(2, 3, 5)
+    idx = values.argmax(-1)
+    assert torch.equal(greedy_action(values, "categorical"), idx)
+    assert torch.equal(greedy_action(values, "one_hot"), torch.eye(5, dtype=torch.long)[idx])
+    blocks = values.split([2, 3], -1)
+    expected = torch.stack([b.argmax(-1) for b in blocks], -1)  # (2, 3, 2)
+    assert torch.equal(greedy_action(values, "mult_categorical", [2, 3]), expected)
+    one_hot = greedy_action(values, "mult_one_hot", [2, 3])
+    assert one_hot.shape == (2, 3, 5)
+    assert torch.equal(one_hot[..., :2], torch.eye(2, dtype=torch.long)[expected[..., 0]])
+    assert torch.equal(one_hot[..., 2:], torch.eye(3, dtype=torch.long)[expected[..., 1]])
+
+
+def test_chosen_action_value_with_two_batch_dims():
+    values = _mut_values(2, 3, 5)
+    best = values.max(-1, keepdim=True).values  # (2, 3, 1)
+    for space in ("categorical", "one_hot"):
+        action = greedy_action(values, space)
+        assert_close(chosen_action_value(values, action, space), best)
+    action = greedy_action(values, "mult_categorical", [2, 3])
+    expected = values[..., :2].max(-1, keepdim=True).values + values[..., 2:].max(-1, keepdim=True).values
+    assert_close(chosen_action_value(values, action, "mult_categorical", [2, 3]), expected)
+    action = greedy_action(values, "mult_one_hot", [2, 3])
+    assert_close(chosen_action_value(values, action, "mult_one_hot", [2, 3]), expected)
+
+
+def test_qvalue_module_with_two_batch_dims_matches_torchrl():
+    values = _mut_values(2, 3, 4)
+    ours = QValueModule(spec=OneHot(4))(TensorDict({"action_value": values.clone()}, [2, 3]))
+    theirs = tm.QValueModule(action_space="one_hot")(
+        TensorDict({"action_value": values.clone()}, [2, 3]))
+    assert torch.equal(ours["action"].long(), theirs["action"].long())
+    assert_close(ours["chosen_action_value"], theirs["chosen_action_value"])
+
+
+def test_dueling_net_centres_the_advantage_over_actions_with_two_batch_dims():
+    torch.manual_seed(0)
+    kw = dict(cnn_kwargs={"num_cells": [4], "strides": [1], "kernel_sizes": [3]},
+              mlp_kwargs={"num_cells": 8})
+    ours = DuelingCnnDQNet(4, **kw)
+    x = torch.randn(2, 3, 3, 5, 5)
+    ours(x)  # materialise the lazy layers
+    theirs = tm.DuelingCnnDQNet(4, **kw)
+    theirs(x)
+    theirs.load_state_dict(ours.state_dict())
+    out = ours(x)
+    assert out.shape == (2, 3, 4)
+    assert_close(out, theirs(x))
+    features = ours.features(x)
+    assert_close(out.mean(-1, keepdim=True), ours.value(features))
+
+
+def test_dueling_net_honours_device():
+    net = DuelingCnnDQNet(4, device="meta")
+    for name in ("features", "advantage", "value"):
+        params = list(getattr(net, name).parameters())
+        assert params and all(p.device.type == "meta" for p in params), name
+
+
+def test_value_width_is_checked_on_the_last_dim_with_two_batch_dims():
+    module = QValueModule(spec=OneHot(4))
+    td = module(TensorDict({"action_value": _mut_values(2, 3, 4)}, [2, 3]))  # last dim 4: fine
+    assert td["action"].shape == (2, 3, 4)
+    with pytest.raises(ValueError, match=r"^QValueModule: 'action_value' must have 4 entries in "
+                                         r"its last dim, got shape \(2, 4, 3\)\.$"):
+        module(TensorDict({"action_value": _mut_values(2, 4, 3)}, [2, 4]))
+
+
+# ---- nested action keys in a Composite spec ----------------------------------------------
+
+def test_nested_action_leaf_is_found_among_other_nested_leaves():
+    spec = Composite({"agents": Composite({"obs": Unbounded(2), "action": OneHot(3)})})
+    module = QValueModule(spec=spec)
+    assert module.action_space == "one_hot"
+    td = module(TensorDict({"action_value": torch.tensor([0.0, 2.0, 1.0])}, []))
+    assert td["action"].long().tolist() == [0, 1, 0]
+
+
+def test_deeply_nested_action_leaf_is_found():
+    spec = Composite({"a": Composite({"b": Composite({"action": Categorical(3)})})})
+    assert QValueModule(spec=spec).action_space == "categorical"
+
+
+def test_missing_action_leaf_error_names_owner_and_leaf_keys():
+    spec = Composite({"agents": Composite({"obs": Unbounded(2)})})
+    with pytest.raises(KeyError, match=r"QValueModule: spec must hold the action key") as info:
+        QValueModule(spec=spec)
+    assert info.value.args[0] == ("QValueModule: spec must hold the action key 'action' or a "
+                                  "leaf named 'action', got keys [\"('agents', 'obs')\"].")
+
+
+def test_nested_out_key_uses_the_parent_batch_shape():
+    # The action lives under ("agents", "action"); the agents' Composite has batch shape (2,).
+    spec = Composite({"agents": Composite({"action": OneHot(3, shape=(2, 3))}, shape=(2,))})
+    module = QValueModule(spec=spec, out_keys=[("agents", "action"), "action_value",
+                                               "chosen_action_value"])
+    td = module(TensorDict({"action_value": _mut_values(2, 3)}, []))
+    assert td["agents", "action"].shape == (2, 3)
+
+
+def test_deeply_nested_out_key_uses_the_direct_parent_batch_shape():
+    leaf = OneHot(3, shape=(1, 2, 3))
+    spec = Composite({"a": Composite({"b": Composite({"action": leaf}, shape=(1, 2))},
+                                     shape=(1,))})
+    module = QValueModule(spec=spec, action_value_key=("a", "b", "action_value"),
+                          out_keys=[("a", "b", "action"), ("a", "b", "action_value"),
+                                    ("a", "b", "chosen_action_value")])
+    td = TensorDict({"a": {"b": {"action_value": _mut_values(1, 2, 3)}}}, [])
+    assert module(td)["a", "b", "action"].shape == (1, 2, 3)
+
+
+def test_batched_composite_spec_is_kept_and_fixes_the_action_shape():
+    spec = Composite({"action": OneHot(3, shape=(2, 3)), "other": Unbounded((2, 1))}, shape=(2,))
+    module = QValueModule(spec=spec)
+    assert set(module.spec.keys()) >= {"action", "other"}
+    assert module.spec.shape == (2,)
+    td = module(TensorDict({"action_value": _mut_values(2, 3)}, [2]))
+    assert td["action"].shape == (2, 3)
+
+
+def test_single_spec_is_stored_under_the_action_key():
+    leaf = OneHot(3)
+    module = QValueModule(spec=leaf)
+    assert list(module.spec.keys()) == ["action"]
+    assert module.spec["action"] == leaf
+
+
+# ---- process_action_space: argument forms and messages -----------------------------------
+
+def test_action_space_given_as_a_spec_error_names_its_type():
+    with pytest.raises(TypeError, match=r"^QValueModule: action_space must be a string such as "
+                                        r"'one_hot', got a OneHot spec; pass specs as spec=\.$"):
+        QValueModule(action_space=OneHot(3))
+
+
+def test_neither_action_space_nor_spec_message():
+    with pytest.raises(ValueError, match=r"^QValueModule: action_space or spec must be given to "
+                                         r"infer the action space, got neither\.$"):
+        QValueModule()
+
+
+def test_disagreeing_action_space_and_spec_message_names_the_spec_type():
+    with pytest.raises(ValueError, match=r"^QValueModule: action_space and spec must agree, got "
+                                         r"action_space='categorical' and a OneHot spec"):
+        QValueModule(action_space="categorical", spec=OneHot(3))
+
+
+def test_missing_var_nums_message():
+    with pytest.raises(ValueError, match=r"^QValueModule: var_nums must be given for the "
+                                         r"'mult_one_hot' action space \(or pass a spec with "
+                                         r"nvec\), got None\.$"):
+        QValueModule(action_space="mult_one_hot")
+
+
+def test_int_var_nums_is_one_block():
+    module = QValueModule(action_space="mult_categorical", var_nums=3)
+    assert module.var_nums == [3]
+    td = module(TensorDict({"action_value": torch.tensor([[0.0, 2.0, 1.0]])}, [1]))
+    assert td["action"].tolist() == [[1]]
+
+
+# ---- the action's shape, projection --------------------------------------------------------
+
+def test_action_shape_error_messages_name_the_owner_and_the_hint():
+    spec = Categorical(4, shape=(2, 1))  # the action would be (2,): not (2, 1)
+    td = TensorDict({"action_value": _mut_values(3, 4)}, [3])
+    with pytest.raises(ValueError, match=r"^QValueModule: the action must have shape \(3, 2, 1\) "
+                                         r"to match the spec, got shape \(3,\); strict_shape="
+                                         r"'auto' reshapes it\.$"):
+        QValueModule(spec=spec)(td.clone())
+    with pytest.raises(ValueError, match=r"^QValueModule: the action must have shape \(3, 2, 1\) "
+                                         r"to match the spec, got shape \(3,\)\.$"):
+        QValueModule(spec=spec, strict_shape="auto")(td.clone())
+
+
+def test_safe_projects_the_action_onto_a_masked_spec():
+    spec = OneHot(3)
+    spec.update_mask(torch.tensor([False, True, True]))
+    values = torch.tensor([5.0, 1.0, 2.0])  # the greedy action (index 0) is masked out
+    action = QValueModule(spec=spec, safe=True)(values)[0]
+    assert spec.is_in(action)
+    assert action.long().argmax().item() != 0
+    unsafe = QValueModule(spec=spec)(values)[0]
+    assert unsafe.long().argmax().item() == 0
+
+
+# ---- QValueHook forwards its arguments ---------------------------------------------------
+
+def _mut_hooked(hook, n_out=4):
+    net = nn.Linear(3, n_out)
+    net.register_forward_hook(hook)
+    return net
+
+
+def test_hook_forwards_var_nums():
+    net = _mut_hooked(QValueHook("mult_one_hot", var_nums=[2, 2]))
+    action, values, chosen = net(torch.zeros(5, 3))
+    assert action.shape == (5, 4) and torch.equal(action.sum(-1), torch.full((5,), 2))
+
+
+def test_hook_forwards_action_value_key_and_out_keys():
+    out_keys = ["act", "q", "best"]
+    hook = QValueHook("one_hot", action_value_key="q", out_keys=out_keys)
+    assert hook.action_value_key == "q"
+    assert hook.qvalue_model.out_keys == out_keys
+    action, values, chosen = _mut_hooked(hook)(torch.zeros(5, 3))
+    assert action.shape == (5, 4) and chosen.shape == (5, 1)
+
+
+def test_hook_forwards_action_mask_key():
+    hook = QValueHook("one_hot", action_mask_key="mask")
+    assert hook.qvalue_model.action_mask_key == "mask"
+    assert hook.qvalue_model.in_keys == ["action_value", "mask"]
+
+
+def test_hook_with_a_nested_action_value_key_joins_it():
+    hook = QValueHook("one_hot", action_value_key=("nested", "q"),
+                      out_keys=["action", ("nested", "q"), "chosen_action_value"])
+    assert hook.action_value_key == "nested_q"
+    action, values, chosen = _mut_hooked(hook)(torch.zeros(5, 3))
+    assert action.shape == (5, 4)
+
+
+# ---- QValueActor forwards its arguments ---------------------------------------------------
+
+def test_actor_reads_the_given_in_keys():
+    actor = QValueActor(nn.Linear(3, 4), in_keys=["obs"], spec=OneHot(4))
+    td = actor(TensorDict({"obs": torch.zeros(5, 3)}, [5]))
+    assert td["action"].shape == (5, 4)
+
+
+def test_actor_keeps_action_value_key_as_given():
+    actor = QValueActor(nn.Linear(3, 4), spec=OneHot(4), action_value_key="q")
+    assert actor.action_value_key == "q"
+    assert QValueActor(nn.Linear(3, 4), spec=OneHot(4)).action_value_key is None
+
+
+def test_actor_without_spec_uses_the_given_action_space():
+    actor = QValueActor(nn.Linear(3, 4), action_space="categorical")
+    assert actor.action_space == "categorical"
+    td = actor(TensorDict({"observation": torch.zeros(5, 3)}, [5]))
+    assert td["action"].shape == (5,)
+    assert set(actor.spec.keys()) == {"action", "action_value", "chosen_action_value"}
+
+
+def test_actor_forwards_the_action_mask():
+    net = nn.Linear(3, 4)
+    actor = QValueActor(net, spec=Categorical(4), action_mask_key="mask")
+    obs = torch.randn(5, 3)
+    mask = torch.ones(5, 4, dtype=torch.bool)
+    mask[:, net(obs).argmax(-1)] = False  # hide every row's greedy action
+    td = actor(TensorDict({"observation": obs, "mask": mask}, [5]))
+    assert mask.gather(-1, td["action"].unsqueeze(-1)).all()
+
+
+def test_actor_safe_projects_onto_a_masked_spec():
+    spec = OneHot(4)
+    spec.update_mask(torch.tensor([False, True, True, True]))
+    net = nn.Linear(3, 4)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.copy_(torch.tensor([9.0, 0.0, 0.0, 0.0]))
+    td = TensorDict({"observation": torch.zeros(2, 3)}, [2])
+    assert QValueActor(net, spec=spec)(td.clone())["action"].long()[:, 0].all()
+    action = QValueActor(net, spec=spec, safe=True)(td.clone())["action"]
+    assert spec.is_in(action)
+
+
+def test_actor_strict_shape_defaults_to_true_and_is_forwarded():
+    spec = Categorical(4, shape=(1,))
+    td = TensorDict({"observation": torch.zeros(5, 3)}, [5])
+    with pytest.raises(ValueError, match=r"^QValueModule: the action must have shape \(5, 1\)"):
+        QValueActor(nn.Linear(3, 4), spec=spec)(td.clone())
+    assert QValueActor(nn.Linear(3, 4), spec=spec, strict_shape="auto")(td.clone())["action"].shape == (5, 1)
+    assert QValueActor(nn.Linear(3, 4), spec=spec, strict_shape=False)(td.clone())["action"].shape == (5,)
+
+
+def test_actor_does_not_change_the_callers_composite():
+    spec = Composite({"action": OneHot(4)})
+    actor = QValueActor(nn.Linear(3, 4), spec=spec)
+    assert list(spec.keys()) == ["action"]
+    assert set(actor.spec.keys()) == {"action", "action_value", "chosen_action_value"}
+
+
+def test_actor_with_a_batched_leaf_spec_matches_torchrl():
+    torch.manual_seed(0)
+    import torchrl.data as tdata
+    ours = QValueActor(nn.Linear(3, 4), spec=OneHot(4, shape=(2, 4)))
+    theirs = tm.QValueActor(nn.Linear(3, 4), spec=tdata.OneHot(4, shape=(2, 4)))
+    theirs.load_state_dict(ours.state_dict())
+    obs = torch.randn(2, 3)
+    a = ours(TensorDict({"observation": obs}, [2]))["action"]
+    b = theirs(TensorDict({"observation": obs}, [2]))["action"]
+    assert a.shape == b.shape == (2, 4)
+    assert torch.equal(a.long(), b.long())
+
+
+def test_non_discrete_spec_message_names_the_owner():
+    with pytest.raises(ValueError, match=r"^QValueModule: spec must be a discrete action spec "
+                                         r"\(OneHot, Categorical, MultiOneHot, MultiCategorical "
+                                         r"or Binary\), got "):
+        QValueModule(spec=Unbounded(3))
