@@ -27,6 +27,7 @@ text += f'''
 source_paths = ["rlmods/"]
 only_mutate = ["rlmods/{module}.py"]
 pytest_add_cli_args_test_selection = ["tests/test_{module}.py"]
+also_copy = ["tools/", "book/"]
 process_isolation = "forkserver"
 '''
 open("pyproject.toml", "w").write(text)
