@@ -28,7 +28,7 @@ from rlmods._checks import (InvalidTypeError, InvalidValueError, check_trailing_
 from rlmods._keys import ACTION, IS_INIT
 from rlmods._spec_args import as_composite, leaf_spec
 from rlmods.envs import ExplorationType, TensorDictPrimer, exploration_type
-from rlmods.nets import LAZY_LAYERS
+from rlmods.nets import LAZY_LAYERS, NO_SHARED_BIAS
 from rlmods.specs import Composite, TensorSpec, Unbounded
 
 OU_NOISE, OU_STEPS = "_ou_prev_noise", "_ou_steps"
@@ -755,6 +755,7 @@ class NoisyLazyLinear(LazyModuleMixin, NoisyLinear):
 
 # MLP(in_features=None, layer_class=NoisyLinear) builds a NoisyLazyLinear first layer.
 LAZY_LAYERS[NoisyLinear] = NoisyLazyLinear
+NO_SHARED_BIAS.add(NoisyLinear)  # torchrl refuses a shared last bias on a noisy layer
 
 
 def reset_noise(layer: nn.Module) -> None:

@@ -22,6 +22,9 @@ from rlmods._checks import InvalidValueError, shape_str
 # Layer classes that have a lazy twin (input size inferred at the first call). Later
 # chapters register theirs here (NoisyLinear -> NoisyLazyLinear).
 LAZY_LAYERS: dict[type, type] = {nn.Linear: nn.LazyLinear}
+# Layer classes whose bias cannot be replaced by one shared bias (single_bias_last_layer):
+# a noisy layer's bias is part of its noise. Chapter 6 registers NoisyLinear here.
+NO_SHARED_BIAS: set[type] = set()
 
 
 def inv_softplus(bias: float | torch.Tensor) -> float | torch.Tensor:
@@ -327,6 +330,10 @@ class MLP(nn.Sequential):
             factory, size = (lazy, ()) if sizes[i] is None else (self.layer_class, (sizes[i],))
             layers.append(_make(factory, device, *size, sizes[i + 1], bias=bias and not shared,
                                 **kwargs))
+            noisy = isinstance(layers[-1], tuple(NO_SHARED_BIAS))
+            if last and self.single_bias_last_layer and noisy:
+                raise ValueError(f"MLP: single_bias_last_layer=True is incompatible with "
+                                 f"{type(layers[-1]).__name__} (its bias is noisy), got both.")
             if shared:
                 weight = next(layers[-1].parameters())
                 layers.append(_SharedBias(device=weight.device, dtype=weight.dtype))

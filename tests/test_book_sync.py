@@ -70,3 +70,14 @@ def test_write_refreshes_cells_from_the_package(tiny_project):
     first = "".join(json.loads(nb.read_text())["cells"][0]["source"])
     assert "def f" in first and "def g" not in first  # g lives in its own cell
     ast.parse(first)
+
+
+def test_a_shown_constant_that_drifted_is_reported(tiny_project):
+    (tiny_project / "rlmods" / "m.py").write_text(
+        (tiny_project / "rlmods" / "m.py").read_text() + "\nLIMIT = 3\n")
+    _write_notebook(tiny_project / "book" / "c.ipynb", [
+        "# file: rlmods/m.py\nLIMIT = 4\n\nclass A:\n    def f(self):\n        return 1\n\n"
+        "    def g(self):\n        return 2\n",
+        "# file: rlmods/m.py\ndef h(x):\n    return x + 1\n"])
+    problems = book_sync.check()
+    assert len(problems) == 1 and "m.py:constant LIMIT drifted" in problems[0]

@@ -19,6 +19,14 @@ from rlmods import (AdditiveGaussianModule, AdditiveGaussianWrapper, Bounded, Ca
                     ExplorationType, NoisyLazyLinear, NoisyLinear, OneHot,
                     OrnsteinUhlenbeckProcessModule, OrnsteinUhlenbeckProcessWrapper, reset_noise,
                     set_exploration_type)
+import math
+import torchrl.data as tdata
+import torchrl.modules as tm
+from torch.testing import assert_close
+from rlmods import Composite
+from rlmods import Unbounded
+from rlmods.envs import ExplorationType
+from rlmods.envs import set_exploration_type
 
 NAMES = ["EGreedyModule", "EGreedyWrapper", "AdditiveGaussianModule", "AdditiveGaussianWrapper",
          "OrnsteinUhlenbeckProcessModule", "OrnsteinUhlenbeckProcessWrapper", "ConsistentDropout",
@@ -524,22 +532,18 @@ def test_lazy_noisy_mlp_matches_torchrl():
 
 
 def test_noisy_mlp_with_single_bias_last_layer_is_rejected_by_torchrl():
-    """torchrl refuses a shared last bias on a noisy layer (the rlmods side needs nets.py)."""
+    """torchrl refuses a shared last bias on a noisy layer; so does rlmods (next test)."""
     with pytest.raises(ValueError, match="single_bias_last_layer=True is incompatible with NoisyLinear"):
         rl.MLP(in_features=4, out_features=3, num_cells=[8], layer_class=rl.NoisyLinear,
                single_bias_last_layer=True)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="rlmods.nets.MLP has no hook to reject a shared bias on a noisy layer yet")
-def test_noisy_mlp_with_single_bias_last_layer_is_rejected():
-    try:
-        rlmods.MLP(in_features=4, out_features=3, num_cells=[8], layer_class=NoisyLinear,
+@pytest.mark.parametrize("in_features", [4, None])
+def test_noisy_mlp_with_single_bias_last_layer_is_rejected(in_features):
+    with pytest.raises(ValueError, match="single_bias_last_layer=True is incompatible with "
+                                         "Noisy(Lazy)?Linear"):
+        rlmods.MLP(in_features=in_features, out_features=3, num_cells=[8], layer_class=NoisyLinear,
                    single_bias_last_layer=True)
-    except ValueError as error:
-        assert "single_bias_last_layer" in str(error)
-    else:
-        raise AssertionError("MLP accepted single_bias_last_layer=True with NoisyLinear")
 
 
 # --- the ε-greedy mask check and the validation switch ------------------------------------------
@@ -707,3 +711,380 @@ def test_spec_property_has_torchrl_keys_and_batch_shape(name):
     assert [ours[key] is None for key in sorted(ours.keys())] == \
         [theirs[key] is None for key in sorted(theirs.keys())]
     assert ours["action"].shape == (4, 2)
+
+
+# ================================================================================================
+# Tests that kill mutants mutation testing found surviving (tools/mutation.sh).
+# ================================================================================================
+
+def _mut_policy(spec=None):
+    policy = rlmods.Actor(torch.nn.Linear(3, 2), spec=spec)
+    return policy
+
+
+# ---- device and dtype of the buffers -------------------------------------------------------
+
+def test_device_argument_places_buffers_and_spec():
+    egreedy = EGreedyModule(OneHot(3), device="meta")
+    assert {b.device.type for b in egreedy.buffers()} == {"meta"}
+    assert egreedy.spec["action"].device.type == "meta"
+    gauss = AdditiveGaussianModule(Bounded(-1.0, 1.0, (2,)), device="meta")
+    assert {n for n, b in gauss.named_buffers() if b.device.type == "meta"} == {
+        "sigma_init", "sigma_end", "sigma", "mean", "std"}
+    ou = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)), device="meta")
+    assert {n for n, b in ou.named_buffers() if b.device.type == "meta"} == {
+        "eps_init", "eps_end", "eps", "ou._empty_tensor_device"}
+    lazy = NoisyLazyLinear(3, device="meta")
+    assert {p.device.type for p in lazy.parameters()} == {"meta"}
+
+
+def test_wrappers_forward_device():
+    with pytest.warns(DeprecationWarning):
+        gauss = AdditiveGaussianWrapper(_mut_policy(Bounded(-1.0, 1.0, (2,))), device="meta")
+    assert {b.device.type for b in gauss.module[-1].buffers()} == {"meta"}
+    with pytest.warns(DeprecationWarning):
+        ou = OrnsteinUhlenbeckProcessWrapper(_mut_policy(Bounded(-1.0, 1.0, (2,))), device="meta")
+    assert {b.device.type for b in ou.module[-1].buffers()} == {"meta"}
+
+
+def test_eps_buffer_is_float32_whatever_the_default_dtype():
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        ours = EGreedyModule(OneHot(3)).eps.dtype
+        theirs = tm.EGreedyModule(tdata.OneHot(3)).eps.dtype
+    finally:
+        torch.set_default_dtype(old)
+    assert ours == theirs == torch.float32
+
+
+def test_noisy_linear_dtype_reaches_every_parameter_and_buffer():
+    layer = NoisyLinear(2, 3, dtype=torch.float64)
+    assert {t.dtype for t in [*layer.parameters(), *layer.buffers()]} == {torch.float64}
+
+
+# ---- schedules, defaults --------------------------------------------------------------------
+
+def test_constant_and_one_step_schedules_are_allowed():
+    module = EGreedyModule(OneHot(3), eps_init=0.5, eps_end=0.5, annealing_num_steps=1)
+    module.step()
+    assert float(module.eps) == 0.5
+    zero = EGreedyModule(OneHot(3), eps_init=0.0, eps_end=0.0)
+    assert float(zero.eps) == 0.0
+    gauss = AdditiveGaussianModule(Bounded(-1.0, 1.0, (2,)), sigma_end=0.0, annealing_num_steps=1)
+    gauss.step()
+    assert float(gauss.sigma) == 0.0
+
+
+def test_step_defaults_to_one_frame():
+    module = EGreedyModule(OneHot(3), eps_init=1.0, eps_end=0.0, annealing_num_steps=10)
+    module.step()
+    assert_close(float(module.eps), 0.9)
+    with pytest.warns(DeprecationWarning):
+        wrapper = EGreedyWrapper(_mut_policy(OneHot(2)), eps_init=1.0, eps_end=0.0,
+                                 annealing_num_steps=10)
+    wrapper.step()
+    assert_close(float(wrapper.module[-1].eps), 0.9)
+
+
+def test_defaults_match_torchrl():
+    ours = [EGreedyModule(OneHot(3)), AdditiveGaussianModule(Bounded(-1.0, 1.0, (2,))),
+            OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)))]
+    theirs = [tm.EGreedyModule(tdata.OneHot(3)),
+              tm.AdditiveGaussianModule(tdata.Bounded(-1.0, 1.0, (2,))),
+              tm.OrnsteinUhlenbeckProcessModule(tdata.Bounded(-1.0, 1.0, (2,)))]
+    for a, b in zip(ours, theirs):
+        assert a.annealing_num_steps == b.annealing_num_steps == 1000
+    assert ours[1].safe is False
+    assert ours[2].ou.theta == theirs[2].ou.theta == 0.15
+    ou = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)), sigma=0.2, sigma_min=0.1)
+    ref = tm.OrnsteinUhlenbeckProcessModule(tdata.Bounded(-1.0, 1.0, (2,)), sigma=0.2,
+                                            sigma_min=0.1)
+    assert ou.ou.m == pytest.approx(ref.ou.m, rel=1e-9)  # (sigma_min - sigma) / 1000
+
+
+def test_repr_shows_the_schedule():
+    module = EGreedyModule(OneHot(3), eps_end=0.12345678)
+    assert repr(module) == ("EGreedyModule(eps=1.0000, eps_init=1.0, eps_end=0.123457, "
+                            "annealing_num_steps=1000, annealing_progress=0.0%, "
+                            "action_key='action')")
+
+
+# ---- specs and messages ---------------------------------------------------------------------
+
+def test_missing_spec_message():
+    with pytest.raises(TypeError, match=r"^EGreedyModule: spec must be a TensorSpec \(the action "
+                                        r"spec, e\.g\. env\.action_spec\), got None\.$"):
+        EGreedyModule(None)
+
+
+def test_composite_spec_with_other_keys_is_accepted():
+    spec = Composite({"action": OneHot(3), "other": Unbounded(1)})
+    module = EGreedyModule(spec)
+    assert module.spec["action"] == OneHot(3)
+    td = module(TensorDict({"action": torch.eye(3)[[0, 1]]}, [2]))
+    assert td["action"].shape == (2, 3)
+
+
+def test_composite_spec_without_the_action_names_the_owner():
+    with pytest.raises(KeyError, match=r"EGreedyModule"):
+        EGreedyModule(Composite({"other": OneHot(3)}))
+    with pytest.warns(DeprecationWarning), pytest.raises(KeyError, match=r"EGreedyWrapper"):
+        EGreedyWrapper(_mut_policy(), spec=Composite({"other": OneHot(3)}))
+
+
+def test_mask_needs_a_discrete_spec_message():
+    with pytest.raises(TypeError, match=r"^EGreedyModule: action_mask_key needs a discrete spec "
+                                        r"\(OneHot, Categorical, MultiOneHot, MultiCategorical\), "
+                                        r"got Bounded\.$"):
+        EGreedyModule(Bounded(-1.0, 1.0, (2,)), action_mask_key="mask")
+
+
+def test_mask_key_is_an_in_key():
+    assert EGreedyModule(OneHot(3), action_mask_key="mask").in_keys == ["action", "mask"]
+
+
+def test_all_false_mask_rows_are_counted_with_two_batch_dims():
+    module = EGreedyModule(Categorical(4), eps_init=1.0, action_mask_key="mask")
+    mask = torch.ones(2, 3, 4, dtype=torch.bool)
+    mask[1, 2] = False
+    td = TensorDict({"action": torch.zeros(2, 3, dtype=torch.long), "mask": mask}, [2, 3])
+    with pytest.raises(ValueError, match=r"'mask' must allow at least one action in every row, "
+                                         r"got 1 row\(s\) of all False\."):
+        module(td)
+
+
+def test_masked_random_actions_with_two_batch_dims_are_allowed():
+    module = EGreedyModule(Categorical(4), eps_init=1.0, action_mask_key="mask")
+    mask = torch.zeros(2, 3, 4, dtype=torch.bool)
+    mask[..., 2] = True
+    td = TensorDict({"action": torch.zeros(2, 3, dtype=torch.long), "mask": mask}, [2, 3])
+    assert (module(td)["action"] == 2).all()
+    assert module._action_spec.shape == ()  # the module's own spec is not masked
+
+
+def test_gaussian_without_spec_message():
+    module = AdditiveGaussianModule()
+    with pytest.raises(ValueError, match=r"^AdditiveGaussianModule: spec must be set before the "
+                                         r"first call \(pass it at construction or assign "
+                                         r"module\.spec\), got None\.$"):
+        module(TensorDict({"action": torch.zeros(2)}, []))
+
+
+# ---- Ornstein-Uhlenbeck: the offset x0, is_init shapes, the warning --------------------------
+
+def test_ou_offset_x0_exactly():
+    module = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (1,)), sigma=0.0, x0=0.5,
+                                            theta=0.15, mu=0.0, dt=0.01)
+    td = TensorDict({"action": torch.zeros(1, 1), "is_init": torch.ones(1, 1, dtype=torch.bool)},
+                    [1])
+    td = module(td)
+    first = 0.5 + 0.15 * (0.0 - 0.5) * 0.01
+    assert_close(td["action"], torch.full((1, 1), first))
+    assert_close(td["_ou_prev_noise"], torch.full((1, 1), first - 0.5))
+    td["action"] = torch.zeros(1, 1)
+    td["is_init"] = torch.zeros(1, 1, dtype=torch.bool)
+    td = module(td)
+    assert_close(td["action"], torch.full((1, 1), first * (1 - 0.15 * 0.01)))
+
+
+def test_ou_tensor_x0_is_a_buffer_as_in_torchrl():
+    x0 = torch.tensor([0.1, 0.2])
+    ours = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)), x0=x0)
+    theirs = tm.OrnsteinUhlenbeckProcessModule(tdata.Bounded(-1.0, 1.0, (2,)), x0=x0)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert_close(ours.state_dict()["ou.x0"], x0)
+
+
+def test_ou_root_is_init_resets_a_nested_action_with_more_batch_dims():
+    module = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)),
+                                            action_key=("agents", "action"))
+    td = TensorDict({"agents": TensorDict({"action": torch.zeros(4, 3, 2)}, [4, 3]),
+                     "is_init": torch.ones(4, 1, dtype=torch.bool)}, [4])
+    for _ in range(3):
+        td = module(td)
+        td["is_init"] = torch.zeros(4, 1, dtype=torch.bool)
+    td["is_init"] = torch.tensor([[True], [False], [False], [False]])
+    td = module(td)
+    assert td["_ou_steps"].tolist() == [[1] * 3] + [[4] * 3] * 3
+
+
+def test_ou_is_init_with_extra_dims_is_reduced_with_any():
+    module = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (1,)))
+    td = TensorDict({"action": torch.zeros(2, 3, 1),
+                     "is_init": torch.ones(2, 3, 2, dtype=torch.bool)}, [2, 3])
+    for _ in range(2):
+        td = module(td)
+        td["is_init"] = torch.zeros(2, 3, 2, dtype=torch.bool)
+    is_init = torch.zeros(2, 3, 2, dtype=torch.bool)
+    is_init[0, 1, 1] = True
+    td["is_init"] = is_init
+    td = module(td)
+    assert td["_ou_steps"].tolist() == [[3, 1, 3], [3, 3, 3]]
+
+
+def test_ou_missing_is_init_warning_text():
+    module = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (1,)))
+    with pytest.warns(UserWarning, match=r"found none: the noise never restarts\. Add "
+                                         r"InitTracker\(\) to the environment\."):
+        module(TensorDict({"action": torch.zeros(2, 1)}, [2]))
+
+
+# ---- the deprecated wrappers -------------------------------------------------------------------
+
+def test_deprecation_warning_names_the_wrapper_and_points_at_the_caller():
+    cases = [(EGreedyWrapper, "EGreedyWrapper", OneHot(2)),
+             (AdditiveGaussianWrapper, "AdditiveGaussianWrapper", Bounded(-1.0, 1.0, (2,))),
+             (OrnsteinUhlenbeckProcessWrapper, "OrnsteinUhlenbeckProcessWrapper",
+              Bounded(-1.0, 1.0, (2,)))]
+    for cls, name, spec in cases:
+        with pytest.warns(DeprecationWarning, match=rf"^{name} is deprecated") as record:
+            cls(_mut_policy(spec))
+        assert record[0].filename == __file__  # at the caller's line
+
+
+def test_wrappers_take_the_spec_from_the_policy_and_name_themselves():
+    for cls, spec in ((EGreedyWrapper, OneHot(2)),
+                      (AdditiveGaussianWrapper, Bounded(-1.0, 1.0, (2,))),
+                      (OrnsteinUhlenbeckProcessWrapper, Bounded(-1.0, 1.0, (2,)))):
+        with pytest.warns(DeprecationWarning):
+            wrapper = cls(_mut_policy(spec))
+        assert wrapper.module[-1].spec["action"] == spec
+        with pytest.warns(DeprecationWarning), pytest.raises(
+                ValueError, match=rf"^{cls.__name__}: spec must be given \(or the policy must "
+                                  rf"have one\), got None\.$"):
+            cls(torch.nn.Identity())
+
+
+def test_egreedy_wrapper_forwards_its_arguments():
+    policy = rlmods.Actor(torch.nn.Linear(3, 2), out_keys=["act"], spec=Composite(act=OneHot(2)))
+    with pytest.warns(DeprecationWarning):
+        wrapper = EGreedyWrapper(policy, annealing_num_steps=10, action_key="act",
+                                 action_mask_key="mask")
+    module = wrapper.module[-1]
+    assert module.annealing_num_steps == 10
+    assert module.action_key == "act"
+    assert module.action_mask_key == "mask"
+
+
+def test_gaussian_wrapper_forwards_its_arguments():
+    spec = Composite(act=Bounded(-1.0, 1.0, (2,)))
+    policy = rlmods.Actor(torch.nn.Linear(3, 2), out_keys=["act"], spec=spec)
+    with pytest.warns(DeprecationWarning):
+        wrapper = AdditiveGaussianWrapper(policy, std=2.0, action_key="act")
+    module = wrapper.module[-1]
+    assert float(module.std) == 2.0 and module.action_key == "act"
+    assert module.safe is True
+    with pytest.warns(DeprecationWarning):
+        assert AdditiveGaussianWrapper(policy, action_key="act", safe=False).module[-1].safe is False
+
+
+def test_ou_wrapper_forwards_its_arguments():
+    spec = Composite(act=Bounded(-1.0, 1.0, (2,)))
+    policy = rlmods.Actor(torch.nn.Linear(3, 2), out_keys=["act"], spec=spec)
+    with pytest.warns(DeprecationWarning):
+        wrapper = OrnsteinUhlenbeckProcessWrapper(policy, key="act", x0=0.5, sigma=0.2,
+                                                  sigma_min=0.1, n_steps_annealing=10,
+                                                  is_init_key="start", safe=False)
+    module = wrapper.module[-1]
+    assert module.action_key == "act" and module.is_init_key == "start"
+    assert module.safe is False
+    assert float(module.ou.x0) == 0.5
+    assert module.ou.sigma_min == 0.1
+    assert module.ou.m == pytest.approx((0.1 - 0.2) / 10, rel=1e-9)
+    with pytest.warns(DeprecationWarning):
+        other = OrnsteinUhlenbeckProcessWrapper(policy, action_key="act")
+    assert other.module[-1].action_key == "act"
+    with pytest.warns(DeprecationWarning):
+        default = OrnsteinUhlenbeckProcessWrapper(_mut_policy(Bounded(-1.0, 1.0, (2,))),
+                                                  sigma=0.2, sigma_min=0.1)
+    assert default.module[-1].ou.theta == 0.15
+    assert default.module[-1].ou.m == pytest.approx((0.1 - 0.2) / 1000, rel=1e-9)
+
+
+# ---- ConsistentDropout(Module) ------------------------------------------------------------------
+
+def test_consistent_dropout_accepts_p_zero_and_one_as_torchrl():
+    for p in (0.0, 1.0):
+        tm.ConsistentDropout(p)
+        drop = ConsistentDropout(p)
+        y, mask = drop(torch.ones(8))
+        assert mask.shape == (8,)
+    ConsistentDropoutModule(0.0, in_keys="x")
+
+
+def test_make_mask_in_eval_mode_is_all_ones_as_torchrl():
+    ours, theirs = ConsistentDropout(0.5), tm.ConsistentDropout(0.5)
+    ours.eval(), theirs.eval()
+    assert torch.equal(ours.make_mask(shape=(50,)), theirs.make_mask(shape=(50,)))
+    assert torch.equal(ours.make_mask(shape=(50,)), torch.ones(50))
+
+
+def test_consistent_dropout_module_keys():
+    module = ConsistentDropoutModule(0.5, in_keys="x", out_keys="y")
+    assert module.out_keys == ["y", "mask_x"]
+    module = ConsistentDropoutModule(0.5, in_keys=["x", "m"], out_keys=["y", "n"])
+    assert module.out_keys == ["y", "n"]
+    td = module(TensorDict({"x": torch.ones(3, 4)}, [3]))
+    assert "y" in td.keys() and "n" in td.keys()
+    with pytest.raises(ValueError, match=r"^ConsistentDropoutModule: in_keys and out_keys must be "
+                                         r"a key or \[value, mask\]"):
+        ConsistentDropoutModule(0.5, in_keys=["x", "m"], out_keys=["a", "b", "c"])
+
+
+def test_consistent_dropout_module_missing_input_message():
+    module = ConsistentDropoutModule(0.5, in_keys="x")
+    with pytest.raises(KeyError, match=r"ConsistentDropoutModule: expected key 'x'"):
+        module(TensorDict({"z": torch.ones(3)}, [3]))
+
+
+def test_primer_needs_input_shape_message():
+    with pytest.raises(ValueError, match=r"^ConsistentDropoutModule: input_shape must be given at "
+                                         r"construction to build a primer, got None\.$"):
+        ConsistentDropoutModule(0.5, in_keys="x").make_tensordict_primer()
+
+
+@pytest.mark.parametrize("dtype", [None, torch.float64])
+def test_primer_spec_and_value_dtype(dtype):
+    module = ConsistentDropoutModule(0.5, in_keys="x", input_shape=(4,), input_dtype=dtype)
+    primer = module.make_tensordict_primer()
+    expected = torch.get_default_dtype() if dtype is None else dtype
+    assert "mask_x" in primer.primers.keys()
+    assert primer.primers["mask_x"].dtype == expected
+    assert primer._value("mask_x", primer.primers["mask_x"]).dtype == expected
+
+
+# ---- NoisyLinear, NoisyLazyLinear ---------------------------------------------------------------
+
+def test_noisy_linear_accepts_zero_std_init():
+    layer = NoisyLinear(2, 3, std_init=0.0)
+    assert float(layer.weight_sigma.abs().max()) == 0.0
+
+
+def test_noisy_lazy_linear_forwards_its_arguments():
+    lazy = NoisyLazyLinear(3, std_init=0.1, use_exploration_type=False)
+    lazy(torch.ones(2, 4, 5))  # three dims: in_features is the last one
+    assert lazy.in_features == 5
+    assert lazy.bias_mu is not None  # bias defaults to True
+    assert_close(lazy.weight_sigma, torch.full((3, 5), 0.1 / math.sqrt(5)))
+    lazy.train()
+    assert not torch.equal(lazy.weight, lazy.weight_mu)  # noise follows training mode
+    lazy.eval()
+    assert torch.equal(lazy.weight, lazy.weight_mu)
+
+
+def test_one_element_tuple_action_key():
+    module = EGreedyModule(OneHot(3), action_key=("action",))
+    td = module(TensorDict({"action": torch.eye(3)[[0, 1]]}, [2]))
+    assert td["action"].shape == (2, 3)
+
+
+def test_ou_deeply_nested_action_uses_its_direct_parent_batch_shape():
+    module = OrnsteinUhlenbeckProcessModule(Bounded(-1.0, 1.0, (2,)),
+                                            action_key=("a", "b", "action"))
+    td = TensorDict({"a": TensorDict({"b": TensorDict({"action": torch.zeros(2, 3, 4, 2)},
+                                                       [2, 3, 4])}, [2, 3]),
+                     "is_init": torch.ones(2, 1, dtype=torch.bool)}, [2])
+    td = module(td)
+    assert td["_ou_steps"].shape == (2, 3, 4)
+    assert td["_ou_prev_noise"].shape == (2, 3, 4, 2)

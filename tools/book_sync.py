@@ -12,6 +12,9 @@ Two uses:
 * ``python tools/book_sync.py --write`` rewrites the marked cells from the package,
   so one edits ``rlmods/*.py`` and refreshes the book (then reruns the notebook).
 
+Module-level constants a cell shows (``ACTION = "action"``) are compared too, so a cell
+cannot drift from the package's value; a constant need not be shown.
+
 Docstrings are left out of the comparison: the package keeps them whole (``help()`` and
 the API reference show them), while a cell shows at most a definition's one-line summary.
 ``--write`` keeps each cell's choice: a definition shown with a docstring gets the
@@ -178,6 +181,9 @@ def _parts_of(tree: ast.Module, source: str, module: str, where=("", -1)):
                 if isinstance(item, (ast.FunctionDef, ast.AsyncFunctionDef)):
                     parts.append(Part(*where, module, f"{node.name}.{_method_name(item)}", _copy(item),
                                       _segment(source, item)))
+        elif _constant_names(node):
+            parts.append(Part(*where, module, CONSTANT + ",".join(_constant_names(node)), _copy(node),
+                              _segment(source, node)))
         elif _is_def(node):
             target = _add_to_class_target(node)
             if target is not None:
@@ -186,6 +192,24 @@ def _parts_of(tree: ast.Module, source: str, module: str, where=("", -1)):
             else:
                 parts.append(Part(*where, module, node.name, _copy(node), _segment(source, node)))
     return parts
+
+
+CONSTANT = "constant "  # the name of a shown module-level assignment: "constant A,B"
+
+
+def _constant_names(node) -> list[str]:
+    """The names a module-level ``A = ...`` / ``A, B = ...`` / ``A: T = ...`` binds, else []."""
+    if not isinstance(node, (ast.Assign, ast.AnnAssign)):
+        return []
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+    names = []
+    for target in targets:
+        for item in ast.walk(target):
+            if isinstance(item, ast.Name):
+                names.append(item.id)
+            elif isinstance(item, (ast.Subscript, ast.Attribute)):
+                return []  # LAZY_LAYERS[X] = Y changes a table: a statement, not a definition
+    return names
 
 
 def package_parts() -> dict[tuple[str, str], Part]:
@@ -247,7 +271,7 @@ def check() -> list[str]:
             problems.append(f"rlmods/{part.module}.py:{part.name} drifted from the book:\n{diff}")
     shown_tops = {(module, name.split(".")[0]) for module, name in shown}
     for key, part in package.items():
-        if key in shown:
+        if key in shown or part.name.startswith(CONSTANT):  # a constant need not be shown
             continue
         top = part.name.split(".")[0]
         if not top.startswith("_") and not part.module.startswith("_"):
