@@ -19,7 +19,7 @@ import torch
 from torch.nn import functional as nn_functional
 from tensordict import LazyStackedTensorDict, TensorDict, TensorDictBase, unravel_key
 
-from rlmods._checks import InvalidTypeError, InvalidValueError, shape_str
+from rlmods._checks import InvalidTypeError, InvalidValueError, shape_str, validate_args
 
 RESERVED_KEYS = ("shape", "device", "dtype", "space")  # Composite attributes, not entry names
 
@@ -558,9 +558,11 @@ class OneHot(TensorSpec):
             shape, groups = self._mask_layout()
             mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
             _check_trailing(mask, shape[-1:], type(self).__name__, "mask")
-            if not all(group.any(-1).all() for group in mask.split(groups, -1)):
-                raise ValueError(f"{type(self).__name__}: mask must allow at least one "
-                                 "category in every row, got a row of all False.")
+            # Reads the mask's values (a GPU sync): behind the validation switch. torchrl
+            # fails later, inside torch.multinomial, with a RuntimeError.
+            if validate_args() and not all(g.any(-1).all() for g in mask.split(groups, -1)):
+                raise InvalidValueError(f"{type(self).__name__}: mask must allow at least one "
+                                        "category in every row, got a row of all False.")
             mask = mask.expand(shape)
         self.mask = mask
 

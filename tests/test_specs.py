@@ -252,6 +252,18 @@ def test_mask_errors():
         OneHot(2, mask=torch.tensor([False, False]))
 
 
+def test_all_false_mask_check_follows_the_validation_switch():
+    """The check reads the mask's values, so it runs only while rlmods.validate_args() is on."""
+    from rlmods import set_validate_args
+    mask = torch.tensor([[True, False], [False, False]])
+    with pytest.raises(RuntimeError, match="OneHot: mask must allow at least one category"):
+        OneHot(2, shape=(2, 2)).update_mask(mask)  # InvalidValueError: torchrl's RuntimeError too
+    with set_validate_args(False):
+        spec = OneHot(2, shape=(2, 2))
+        spec.update_mask(mask)
+    assert torch.equal(spec.mask, mask)
+
+
 def test_composite_errors():
     with pytest.raises(ValueError,
                        match=r"Composite: the spec for 'obs' must have leading dims \(4,\)"):
