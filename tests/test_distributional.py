@@ -12,6 +12,7 @@ from rlmods import (MLP, Categorical, DistributionalDQNnet, DistributionalQValue
                     DistributionalQValueHook, DistributionalQValueModule, OneHot,
                     categorical_projection, set_validate_args)
 from rlmods.distributional import expected_value
+from oracle_helpers import raised as _raised
 
 NBINS, ACTIONS = 5, 4
 SUPPORT = torch.linspace(-2.0, 2.0, NBINS)
@@ -238,15 +239,6 @@ def test_positive_log_probs_are_checked_only_while_validating():
 
 
 # ---- exception types: a torchrl user's `except` keeps working ------------------------------
-
-def _raised(build):
-    """The exception ``build()`` raises (the test fails when it raises nothing)."""
-    try:
-        build()
-    except Exception as error:  # noqa: BLE001 - the type itself is what the test compares
-        return error
-    raise AssertionError("expected an exception, none was raised")
-
 
 ERROR_CASES = {
     "support length differs from the atoms": (

@@ -27,6 +27,7 @@ from rlmods import Composite
 from rlmods import Unbounded
 from rlmods.envs import ExplorationType
 from rlmods.envs import set_exploration_type
+from oracle_helpers import raised as _raised
 
 NAMES = ["EGreedyModule", "EGreedyWrapper", "AdditiveGaussianModule", "AdditiveGaussianWrapper",
          "OrnsteinUhlenbeckProcessModule", "OrnsteinUhlenbeckProcessWrapper", "ConsistentDropout",
@@ -613,14 +614,6 @@ ERROR_CASES = {
     "dropout_primer_without_input_shape": lambda lib, data: lib.ConsistentDropoutModule(
         0.5, "x").make_tensordict_primer(),
 }
-
-
-def _raised(make):
-    try:
-        make()
-    except Exception as error:  # noqa: BLE001 - the point is to capture whatever is raised
-        return error
-    raise AssertionError("no exception raised")
 
 
 @pytest.mark.parametrize("case", sorted(ERROR_CASES))

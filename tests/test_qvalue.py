@@ -13,6 +13,7 @@ from rlmods import (Binary, Bounded, Categorical, Composite, DuelingCnnDQNet, In
                     MultiCategorical, MultiOneHot, OneHot, QValueActor, QValueHook, QValueModule)
 from rlmods.qvalue import chosen_action_value, greedy_action
 from rlmods import Unbounded
+from oracle_helpers import raised as _raised
 
 KEYS = ("action", "action_value", "chosen_action_value")
 
@@ -276,15 +277,6 @@ def test_binary_sets_only_bits_with_a_positive_gain():
 
 
 # ---- exception types: a torchrl user's `except` keeps working ------------------------------
-
-def _raised(build):
-    """The exception ``build()`` raises (the test fails when it raises nothing)."""
-    try:
-        build()
-    except Exception as error:  # noqa: BLE001 - the type itself is what the test compares
-        return error
-    raise AssertionError("expected an exception, none was raised")
-
 
 ERROR_CASES = {
     "out_keys without the action_value_key": (

@@ -10,6 +10,7 @@ import torchrl.data as trl
 import rlmods
 from rlmods import (Binary, Bounded, Categorical, Composite, MultiCategorical, MultiOneHot, OneHot,
                     Unbounded)
+from oracle_helpers import raised
 
 NAMES = ["Unbounded", "Bounded", "OneHot", "Categorical", "Binary", "MultiOneHot",
          "MultiCategorical", "Composite"]
@@ -794,17 +795,10 @@ ERROR_CASES = {
 }
 
 
-def _raised(make, m) -> BaseException:
-    try:
-        make(m)
-    except Exception as error:  # noqa: BLE001 - the test compares the classes below
-        return error
-    raise AssertionError(f"{m.__name__} raised nothing")
-
-
 @pytest.mark.parametrize("case", ERROR_CASES)
 def test_error_types_match_torchrl(case):
-    theirs, ours = _raised(ERROR_CASES[case], trl), _raised(ERROR_CASES[case], rlmods)
+    theirs = raised(lambda: ERROR_CASES[case](trl))
+    ours = raised(lambda: ERROR_CASES[case](rlmods))
     assert isinstance(ours, type(theirs)), (type(ours), type(theirs), ours)
     assert str(ours).strip("'\"").startswith((  # rlmods' message form: owner first
         "Composite", "Unbounded", "Bounded", "Categorical", "OneHot", "MultiCategorical",
