@@ -218,6 +218,20 @@ def test_composite_nested_keys_rand_and_project():
     assert set(spec.keys(True, True)) == set(theirs.keys(True, True))
 
 
+def test_nested_composite_project_clamps_the_nested_leaf_as_torchrl():
+    def build(lib):
+        spec = lib.Composite(agent=lib.Composite(action=lib.Bounded(-1.0, 2.0, (2,)),
+                                                 id=lib.Categorical(3, shape=(1,))))
+        data = spec.zero()
+        data["agent", "action"] = torch.tensor([-5.0, 7.0])
+        return spec, data
+    (ours, ours_td), (theirs, theirs_td) = build(rlmods), build(trl)
+    projected = ours.project(ours_td)
+    assert torch.equal(projected["agent", "action"], torch.tensor([-1.0, 2.0]))
+    assert ours.is_in(projected) and not ours.is_in(build(rlmods)[1])
+    torch.testing.assert_close(projected["agent", "action"], theirs.project(theirs_td)["agent", "action"])
+
+
 def test_composite_batch_shape_expand_and_index():
     spec = Composite(obs=Unbounded((4, 3)), shape=(4,))
     assert spec.expand(2, 4)["obs"].shape == (2, 4, 3)
