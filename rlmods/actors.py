@@ -132,10 +132,7 @@ class SafeModule(TensorDictModule):
     def register_spec(self, safe: bool, spec) -> None:
         """Store ``spec`` as a Composite keyed by out_keys and prepare the projections."""
         owner = type(self).__name__
-        try:
-            spec = as_composite(spec, self.out_keys, owner)
-        except ValueError as err:  # spec and out_keys disagree: torchrl raises RuntimeError
-            raise InvalidValueError(*err.args) from None
+        spec = as_composite(spec, self.out_keys, owner)  # a clash: InvalidValueError, as torchrl
         if safe and all(spec.get(key) is None for key in self.out_keys):
             raise InvalidValueError(f"{owner}: safe=True needs a spec for at least one out_key, "
                                     f"got no spec for out_keys={self.out_keys}.")

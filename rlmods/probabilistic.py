@@ -147,10 +147,7 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
     def _set_spec(self, spec: TensorSpec | None, safe: bool) -> None:
         """Store ``spec`` as a Composite over the out_keys, checked against the distribution."""
         owner = type(self).__name__
-        try:
-            spec = as_composite(spec, list(self._out_keys), owner)
-        except ValueError as error:  # torchrl raises RuntimeError for these spec/out_keys clashes
-            raise InvalidValueError(str(error)) from None
+        spec = as_composite(spec, list(self._out_keys), owner)  # a clash: InvalidValueError
         for key in self._out_keys:
             check_spec_matches_distribution(spec[key], self.distribution_class, owner, key)
         if safe and all(spec.get(key) is None for key in self._out_keys):
