@@ -66,11 +66,3 @@ def _same_default(ours, theirs):
     if inspect.isclass(theirs):
         return inspect.isclass(ours) and ours.__name__ == theirs.__name__
     return repr(ours) == repr(theirs)
-
-
-@pytest.mark.parametrize("name", ["InteractionType", "set_interaction_type", "interaction_type"])
-def test_tensordict_interaction_names_are_tensordicts_own(name):
-    """tensordict's names for the exploration types, the same objects (torchrl 0.14.1 does not
-    re-export them, although the issue that asked for them says it does)."""
-    import tensordict.nn.probabilistic as probabilistic
-    assert getattr(rlmods, name) is getattr(probabilistic, name)

@@ -1,5 +1,7 @@
 """Environments: the reset/step/rollout contract, errors, and torchrl.envs as the oracle."""
 
+import gymnasium
+import numpy as np
 import pytest
 import tensordict.nn as tdnn
 import torch
@@ -7,10 +9,19 @@ import torchrl.envs as trl_envs
 from tensordict import TensorDict
 from tensordict.nn import TensorDictModule
 from tensordict.nn.probabilistic import interaction_type
+from torchrl.data import Binary as TorchrlBinary
+from torchrl.data import Bounded as TorchrlBounded
+from torchrl.data import Categorical as TorchrlCategorical
+from torchrl.data import Composite as TorchrlComposite
+from torchrl.data import Unbounded as TorchrlUnbounded
+from torchrl.envs.libs.gym import _gym_to_torchrl_spec_transform
 
 import rlmods
 from rlmods import (Bounded, Categorical, Composite, EnvBase, GymEnv, InitTracker, OneHot,
                     TensorDictPrimer, TransformedEnv, Unbounded, step_mdp)
+from rlmods import InvalidValueError, set_validate_args
+from rlmods import _keys
+from rlmods import envs as rl_envs
 
 
 def test_exploration_types_are_tensordicts_objects():
@@ -255,19 +266,6 @@ def test_env_base_names_each_missing_method_and_is_not_callable():
 
 
 # ---- issue 9: drop-in compatibility ----------------------------------------------------
-
-import gymnasium  # noqa: E402
-import numpy as np  # noqa: E402
-from torchrl.data import Binary as TorchrlBinary  # noqa: E402
-from torchrl.data import Bounded as TorchrlBounded  # noqa: E402
-from torchrl.data import Categorical as TorchrlCategorical  # noqa: E402
-from torchrl.data import Composite as TorchrlComposite  # noqa: E402
-from torchrl.data import Unbounded as TorchrlUnbounded  # noqa: E402
-from torchrl.envs.libs.gym import _gym_to_torchrl_spec_transform  # noqa: E402
-
-from rlmods import InvalidValueError, set_validate_args  # noqa: E402
-from rlmods import _keys  # noqa: E402
-from rlmods import envs as rl_envs  # noqa: E402
 
 
 def test_interaction_type_names_are_tensordicts():
