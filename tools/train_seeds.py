@@ -1,13 +1,16 @@
-"""Train the book's DQN (chapter 7) and C51 (chapter 8) on CartPole-v1 for several seeds.
+"""Train the book's algorithms for several seeds with longer budgets than the notebooks' live runs.
 
-    python tools/train_seeds.py --steps 50000 --seeds 0 1 2 3 4      # both algorithms
+    python tools/train_seeds.py --algorithms dqn c51 --seeds 0 1 2 3 4   # stored budgets
     python tools/train_seeds.py --algorithms c51 --seeds 5 --steps 2000 --out /tmp/x.json
-    python tools/train_seeds.py --check                              # stored results current?
+    python tools/train_seeds.py --check                                  # stored results current?
 
-The training code is the notebooks' own, not a copy: the code cells tagged ``train`` in
-``book/07_qvalue.ipynb`` (DQN) and ``book/08_distributional.ipynb`` (C51) are executed as
-they stand, then their ``train(seed, total_steps)`` is called for each seed with the longer
-budget. The package has no trainer; the chapters show these cells.
+The training code is the notebooks' own, not a copy: the code cells tagged ``train`` in the
+algorithm's notebook (``ALGORITHMS`` below: one line per algorithm, added by its chapter) are
+executed as they stand, then their ``train(seed, total_steps)`` is called for each seed with
+the longer budget. ``train`` returns ``(evaluations, extra)`` where ``evaluations`` is a list of
+``(step, [greedy return per evaluation episode])``. The package has no trainer; the chapters
+show these cells. Each algorithm's results go to its own file under ``book/data/`` (several
+algorithms may share one file, as DQN and C51 on CartPole do).
 
 For each algorithm the result file stores the notebook's ``HPARAMS``, a hash of its training
 cells (their code, without comments and docstrings) and, per seed, the greedy-evaluation
@@ -32,8 +35,14 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOKS = {"dqn": ROOT / "book" / "07_qvalue.ipynb", "c51": ROOT / "book" / "08_distributional.ipynb"}
-DEFAULT_OUT = ROOT / "book" / "data" / "cartpole_seeds.json"
+DATA = ROOT / "book" / "data"
+# name: (notebook, environment, results file, default total steps). One line per algorithm.
+ALGORITHMS = {
+    "dqn": ("07_qvalue.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
+    "c51": ("08_distributional.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
+}
+NOTEBOOKS = {name: ROOT / "book" / notebook for name, (notebook, *_) in ALGORITHMS.items()}
+DEFAULT_OUT = DATA / "cartpole_seeds.json"
 TAG = "train"
 
 
@@ -93,8 +102,23 @@ def header(algorithm: str, steps: int) -> dict:
             "seeds": {}}
 
 
-def check(path: Path = DEFAULT_OUT) -> list[str]:
-    """Differences between the stored results and the notebooks' current training code."""
+def out_path(algorithm: str) -> Path:
+    return DATA / ALGORITHMS[algorithm][2]
+
+
+def check(path: Path | None = None) -> list[str]:
+    """Differences between the stored results and the notebooks' current training code.
+
+    ``path=None`` checks every results file the registry names.
+    """
+    paths = [path] if path else sorted({out_path(a) for a in ALGORITHMS if out_path(a).exists()})
+    problems = []
+    for p in paths:
+        problems += _check_file(p)
+    return problems
+
+
+def _check_file(path: Path) -> list[str]:
     stored = json.loads(path.read_text())
     problems = []
     for algorithm, record in stored["algorithms"].items():
@@ -111,25 +135,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algorithms", nargs="+", default=list(NOTEBOOKS), choices=list(NOTEBOOKS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    parser.add_argument("--steps", type=int, default=50_000)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="total steps per run (default: the algorithm's stored budget)")
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (processes)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="one results file for all (default: each algorithm's own file)")
     parser.add_argument("--check", action="store_true", help="compare stored results and code")
     args = parser.parse_args()
     if args.check:
         problems = check(args.out)
-        print("\n".join(problems) or f"{args.out}: matches the notebooks' training cells")
+        print("\n".join(problems) or "stored results match the notebooks' training cells")
         sys.exit(1 if problems else 0)
-    results = {"env": "CartPole-v1", "evaluation": "greedy (ExplorationType.DETERMINISTIC)",
-               "algorithms": {a: header(a, args.steps) for a in args.algorithms}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    jobs = [(a, seed, args.steps) for seed in args.seeds for a in args.algorithms]
+    steps = {a: args.steps or ALGORITHMS[a][3] for a in args.algorithms}
+    files = {a: args.out or out_path(a) for a in args.algorithms}
+    results = {}  # file -> its content; an algorithm not rerun keeps its stored record
+    for a in args.algorithms:
+        path = files[a]
+        if path not in results:
+            results[path] = (json.loads(path.read_text()) if path.exists() and not args.out
+                             else {"evaluation": "greedy (ExplorationType.DETERMINISTIC)",
+                                   "algorithms": {}})
+        results[path].setdefault("env", ALGORITHMS[a][1])
+        results[path]["algorithms"][a] = header(a, steps[a])
+    DATA.mkdir(parents=True, exist_ok=True)
+    jobs = [(a, seed, steps[a]) for seed in args.seeds for a in args.algorithms]
     with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
         for algorithm, seed, result in pool.imap_unordered(run_one, jobs):
-            results["algorithms"][algorithm]["seeds"][str(seed)] = result
-            args.out.write_text(json.dumps(results, indent=1) + "\n")  # after every run
-            final = sum(result["returns"][-1]) / len(result["returns"][-1])
-            print(f"{algorithm} seed {seed}: final greedy return {final:.1f} "
+            path = files[algorithm]
+            results[path]["algorithms"][algorithm]["seeds"][str(seed)] = result
+            path.write_text(json.dumps(results[path], indent=1) + "\n")  # after every run
+            last = result["returns"][-1] if result["returns"] else [float("nan")]
+            print(f"{algorithm} seed {seed}: final greedy return {sum(last) / len(last):.1f} "
                   f"({result['seconds']:.0f} s)", flush=True)
 
 
