@@ -149,7 +149,7 @@ class MPCPlannerBase(SafeModule, metaclass=abc.ABCMeta):
         """The action ``(*B, *A)`` to take in each start state of ``tensordict``."""
 
     def forward(self, tensordict: TensorDictBase, tensordict_out=None, **kwargs):
-        if kwargs:  # torchrl: ValueError for params/vmap, TypeError for the rest
+        if kwargs:  # torchrl: ValueError for params/vmap; other keywords it ignores
             raise ValueError(f"{type(self).__name__}: forward takes no keyword arguments "
                              f"(functional calls are not supported), got {sorted(kwargs)}.")
         for key in self.in_keys:
