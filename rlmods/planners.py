@@ -178,9 +178,10 @@ class MPCPlannerBase(SafeModule, metaclass=abc.ABCMeta):
     def optimize(self, tensordict: TensorDictBase) -> torch.Tensor:
         """Sample, imagine, refit: ``optim_steps`` rounds; the final mean plan ``(*B, H, *A)``.
 
-        The Gaussian's refit is the subclass's ``refit(actions, rollout) -> (mean, std)``
-        (:class:`CEMPlanner`, :class:`MPPIPlanner`); a planner that plans otherwise
-        overrides ``planning`` and does not call this.
+        The Gaussian's refit is the subclass's ``refit(actions, rollout, reward) -> (mean,
+        std)`` (:class:`CEMPlanner`, :class:`MPPIPlanner`), where ``reward`` ``(*B, N, H, 1)``
+        is zero after each candidate's first done; a planner that plans otherwise overrides
+        ``planning`` and does not call this.
         """
         action_shape = self.action_spec.shape[len(self.env.batch_size):]  # A
         stats = (*tensordict.batch_size, 1, self.planning_horizon, *action_shape)
@@ -191,11 +192,15 @@ class MPCPlannerBase(SafeModule, metaclass=abc.ABCMeta):
             noise = torch.randn(shape, device=mean.device, dtype=mean.dtype)
             actions = self.action_spec.project(mean + std * noise)  # (*B, N, H, *A)
             rollout = self.imagine(tensordict, actions)
-            reward = rollout.get(self.reward_key)  # (*B, N, H, 1)
-            done = torch.stack([rollout.get(k) for k in self._done_keys]).any(0)
-            rollout.set(self.reward_key, mask_after_done(reward, done))
-            mean, std = self.refit(actions, rollout)
+            reward = _stacked(rollout, self.reward_key)  # (*B, N, H, 1)
+            done = torch.stack([_stacked(rollout, k) for k in self._done_keys]).any(0)
+            mean, std = self.refit(actions, rollout, mask_after_done(reward, done))
         return mean.squeeze(tensordict.ndim)
+
+
+def _stacked(rollout: LazyStackedTensorDict, key) -> torch.Tensor:
+    """One entry of a lazily stacked rollout, stacked along its time dim."""
+    return torch.stack([step.get(key) for step in rollout.tensordicts], rollout.stack_dim)
 
 
 def _as_tuple(key) -> tuple:
@@ -279,8 +284,8 @@ class CEMPlanner(MPCPlannerBase):
         self.num_candidates, self.top_k = num_candidates, top_k
         self.reward_key = _check_reward_key(type(self).__name__, env, reward_key)
 
-    def refit(self, actions: torch.Tensor, rollout: TensorDictBase):
-        returns = rollout.get(self.reward_key).sum(-2).squeeze(-1)  # (*B, N)
+    def refit(self, actions: torch.Tensor, rollout: TensorDictBase, reward: torch.Tensor):
+        returns = reward.sum(-2).squeeze(-1)  # (*B, N): the imagined returns
         return cem_refit(actions, returns, self.top_k)
 
     def planning(self, tensordict: TensorDictBase) -> torch.Tensor:
@@ -341,7 +346,8 @@ class MPPIPlanner(MPCPlannerBase):
         self.reward_key = _check_reward_key(type(self).__name__, env, reward_key)
         self.register_buffer("temperature", torch.as_tensor(temperature))
 
-    def refit(self, actions: torch.Tensor, rollout: TensorDictBase):
+    def refit(self, actions: torch.Tensor, rollout: TensorDictBase, reward: torch.Tensor):
+        rollout.set(self.reward_key, reward)  # the advantage sees no reward after a done
         self.advantage_module(rollout)
         owner = type(self).__name__
         advantage = require_key(rollout, ADVANTAGE, owner)  # (*B, N, H, 1)
