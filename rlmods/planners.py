@@ -139,7 +139,6 @@ class MPCPlannerBase(SafeModule, metaclass=abc.ABCMeta):
                          spec=env.action_spec)
         self.env = env
         self.action_spec = env.action_spec
-        self._action_dims = len(self.action_spec.shape) - len(env.batch_size)  # len(A)
         self._done_keys = [(NEXT, *_as_tuple(k)) for k in env.done_keys
                            if _as_tuple(k)[-1] == DONE]
         self.to(env.device)
@@ -220,8 +219,8 @@ def _check_sizes(owner: str, planning_horizon, optim_steps, num_candidates, top_
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise InvalidValueError(f"{owner}: {name} must be an int >= 1, got {value!r}.")
     if top_k > num_candidates:  # torchrl: RuntimeError from topk at the first call
-        raise InvalidValueError(f"{owner}: top_k must be <= num_candidates={num_candidates} (the "
-                         f"elites are drawn from the candidates), got top_k={top_k}.")
+        raise InvalidValueError(f"{owner}: top_k must be <= num_candidates={num_candidates} "
+                                f"(the elites are drawn from the candidates), got top_k={top_k}.")
 
 
 def _check_reward_key(owner: str, env, reward_key):
