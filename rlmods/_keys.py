@@ -16,3 +16,6 @@ LOC, SCALE = "loc", "scale"
 STATE_VALUE, STATE_ACTION_VALUE = "state_value", "state_action_value"
 
 IGNORE = "_"  # an out_key that is not written
+
+# What a planner reads from its advantage module (MPPI).
+ADVANTAGE = "advantage"

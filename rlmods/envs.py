@@ -211,6 +211,15 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         self.full_done_spec = Composite({DONE: flag, TERMINATED: flag.clone()},
                                         shape=self.batch_size)
 
+    # A model env that steps any batch (a planner's candidates) sets this to False, as in
+    # torchrl (``_batch_locked = False`` or ``batch_locked = False`` on the subclass).
+    _batch_locked = True
+
+    @property
+    def batch_locked(self) -> bool:
+        """Whether a tensordict must have exactly the env's batch size (torchrl's flag)."""
+        return self._batch_locked
+
     # -- specs: env.action_spec reads and writes env.full_action_spec, and so on -----
     observation_spec = _spec_property("full_observation_spec", OBSERVATION, leaf=False)
     action_spec = _spec_property("full_action_spec", ACTION, leaf=True)
@@ -315,8 +324,12 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         for key in self.action_keys:
             action = require_key(tensordict, key, owner)
             spec = self.full_action_spec[key]
-            if action.shape != spec.shape:
-                raise ValueError(f"{owner}: {key!r} must have shape {shape_str(spec.shape)}, "
+            # a batch-unlocked env takes any leading dims before the per-sample shape
+            want = spec.shape if self.batch_locked else spec.shape[len(self.batch_size):]
+            got = action.shape if self.batch_locked else action.shape[action.ndim - len(want):]
+            if got != want or action.ndim < len(want):
+                what = "shape" if self.batch_locked else "a shape ending in"
+                raise ValueError(f"{owner}: {key!r} must have {what} {shape_str(want)}, "
                                  f"got shape {shape_str(action.shape)}.")
             if not validate_args(self.run_type_checks):  # the value checks below sync a GPU
                 continue

@@ -32,6 +32,7 @@ CHAPTERS = {
     "qvalue": ["QValueModule", "QValueActor", "QValueHook", "DuelingCnnDQNet"],
     "distributional": ["DistributionalQValueModule", "DistributionalQValueActor",
                        "DistributionalQValueHook", "DistributionalDQNnet"],
+    "planners": ["MPCPlannerBase", "CEMPlanner", "MPPIPlanner"],
 }
 NAMES = [name for names in CHAPTERS.values() for name in names]
 

@@ -6,8 +6,8 @@
 
 The training code is the notebooks' own, not a copy: the code cells tagged ``train`` in the
 algorithm's notebook (``ALGORITHMS`` below: one line per algorithm, added by its chapter) are
-executed as they stand, then their ``train(seed, total_steps)`` is called for each seed with
-the longer budget. ``train`` returns ``(evaluations, extra)`` where ``evaluations`` is a list of
+executed as they stand, then their ``train_<algorithm>(seed, total_steps)`` (or ``train``, where
+the notebook has one algorithm) is called for each seed with the longer budget. ``train`` returns ``(evaluations, extra)`` where ``evaluations`` is a list of
 ``(step, [greedy return per evaluation episode])``. The package has no trainer; the chapters
 show these cells. Each algorithm's results go to its own file under ``book/data/`` (several
 algorithms may share one file, as DQN and C51 on CartPole do).
@@ -40,6 +40,8 @@ DATA = ROOT / "book" / "data"
 ALGORITHMS = {
     "dqn": ("07_qvalue.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
     "c51": ("08_distributional.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
+    "cem": ("11_planners.ipynb", "Pendulum-v1", "pendulum_planners.json", 200),
+    "mppi": ("11_planners.ipynb", "Pendulum-v1", "pendulum_planners.json", 200),
 }
 NOTEBOOKS = {name: ROOT / "book" / notebook for name, (notebook, *_) in ALGORITHMS.items()}
 DEFAULT_OUT = DATA / "cartpole_seeds.json"
@@ -83,7 +85,8 @@ def run_one(job: tuple[str, int, int]) -> tuple[str, int, dict]:
     algorithm, seed, steps = job
     namespace = load(algorithm)
     start = time.perf_counter()
-    evaluations, _ = namespace["train"](seed, steps)
+    train = namespace.get(f"train_{algorithm}", namespace.get("train"))  # two in one notebook
+    evaluations, _ = train(seed, steps)
     result = {"steps": [step for step, _ in evaluations],
               "returns": [[float(r) for r in returns] for _, returns in evaluations],
               "seconds": round(time.perf_counter() - start, 1)}
