@@ -16,3 +16,7 @@ LOC, SCALE = "loc", "scale"
 STATE_VALUE, STATE_ACTION_VALUE = "state_value", "state_action_value"
 
 IGNORE = "_"  # an out_key that is not written
+
+# What recurrent modules read and write (chapter *Recurrent modules*).
+RECURRENT_STATE_H, RECURRENT_STATE_C = "recurrent_state_h", "recurrent_state_c"  # LSTMModule
+RECURRENT_STATE = "recurrent_state"  # GRUModule
