@@ -115,29 +115,28 @@ def step_layers(cell, x, states, weights, dropout: float = 0.0, training: bool =
 
 
 def run_layers(cell, x, states, weights, dropout: float = 0.0, training: bool = False,
-               mask=None):
-    """The time loop: ``x`` ``(B, T, F)`` → outputs ``(B, T, H_out)`` and the final states.
+               reset=None):
+    """The time loop: ``x`` ``(B, T, F)`` → outputs ``(B, T, H_out)`` and the states after each step.
 
-    Where ``mask`` ``(B, T)`` is False (padding after a trajectory's end) the states stay as
-    they were, so the final states are those of each trajectory's last real step.
+    Where ``reset`` ``(B, T)`` is True the states restart from zero before step ``t``: a new
+    trajectory starts there. The second result holds, for each step, every layer's state.
 
     Examples:
         >>> torch_lstm = nn.LSTM(3, 4, num_layers=2, batch_first=True)
         >>> x, zeros = torch.randn(2, 5, 3), torch.zeros(2, 4)
-        >>> y, _ = run_layers(lstm_cell, x, [(zeros, zeros)] * 2, layer_weights(torch_lstm))
-        >>> torch.allclose(y, torch_lstm(x)[0], atol=1e-6)
-        True
+        >>> y, history = run_layers(lstm_cell, x, [(zeros, zeros)] * 2, layer_weights(torch_lstm))
+        >>> torch.allclose(y, torch_lstm(x)[0], atol=1e-6), len(history)
+        (True, 5)
     """
-    outputs = []
+    outputs, history = [], []
     for t, x_t in enumerate(x.unbind(1)):
-        y, new_states = step_layers(cell, x_t, states, weights, dropout, training)
-        if mask is not None:
-            keep = mask[:, t, None]  # (B, 1)
-            new_states = [tuple(torch.where(keep, new, old) for new, old in zip(*pair))
-                          for pair in zip(new_states, states)]
-        states = new_states
+        if reset is not None:
+            restart = reset[:, t, None]  # (B, 1)
+            states = [tuple(torch.where(restart, 0.0, s) for s in state) for state in states]
+        y, states = step_layers(cell, x_t, states, weights, dropout, training)
         outputs.append(y)
-    return torch.stack(outputs, 1), states
+        history.append(states)
+    return torch.stack(outputs, 1), history
 
 
 def _check_python_args(owner: str, bidirectional, use_scan) -> None:
@@ -236,15 +235,14 @@ class GRUCell(_PythonCell):
 class _PythonRNN:
     """What LSTM and GRU share: torch.nn's parameters and checks, :func:`run_layers`' loop."""
 
-    def forward(self, input: torch.Tensor, hx=None, mask=None):
+    def forward(self, input: torch.Tensor, hx=None):
         owner = type(self).__name__
         if input.dim() != 3:
             raise ValueError(f"{owner}: input must be 3-D (batch, time, features) with "
                              f"batch_first=True, got shape {shape_str(input.shape)}.")
         if not self.batch_first:
             input = input.transpose(0, 1)
-            mask = None if mask is None else mask.transpose(0, 1)
-        batch, steps = input.shape[:2]
+        batch = input.shape[0]
         sizes = [self.proj_size or self.hidden_size] + [self.hidden_size] * (self.mode == "LSTM")
         state = (hx,) if isinstance(hx, torch.Tensor) else hx
         if state is None:
@@ -254,13 +252,10 @@ class _PythonRNN:
                 raise ValueError(f"{owner}: hx must have shape "
                                  f"{shape_str((self.num_layers, batch, size))}, got shape "
                                  f"{shape_str(value.shape)}.")
-        if mask is not None and mask.shape != (batch, steps):
-            raise ValueError(f"{owner}: mask must have shape {shape_str((batch, steps))}, got "
-                             f"shape {shape_str(mask.shape)}.")
         layers = list(zip(*(s.unbind(0) for s in state)))  # per layer: (h, c) or (h,)
-        y, layers = run_layers(self.cell, input, layers, layer_weights(self), self.dropout,
-                               self.training, mask)
-        state = tuple(torch.stack(s, 0) for s in zip(*layers))  # (num_layers, B, H) each
+        y, history = run_layers(self.cell, input, layers, layer_weights(self), self.dropout,
+                                self.training)
+        state = tuple(torch.stack(s, 0) for s in zip(*history[-1]))  # (num_layers, B, H) each
         y = y if self.batch_first else y.transpose(0, 1)
         return y, (state if self.mode == "LSTM" else state[0])
 
@@ -270,8 +265,7 @@ class LSTM(_PythonRNN, nn.LSTM):
 
     Reads ``input`` ``(B, T, F)`` (``batch_first=True``, torchrl's default) and ``hx = (h, c)``,
     each ``(num_layers, B, H)`` (zeros if None); returns the top layer's outputs
-    ``(B, T, H)`` and the final ``(h, c)``. An optional ``mask`` ``(B, T)`` freezes the state
-    where it is False. torch.nn's parameter names, dropout between layers and ``proj_size``;
+    ``(B, T, H)`` and the final ``(h, c)``. torch.nn's parameter names, dropout between layers and ``proj_size``;
     not bidirectional (as torchrl). Built in chapter *Recurrent modules*.
 
     Args:
@@ -541,45 +535,75 @@ class _RecurrentModule(TensorDictModuleBase):
         self._check_states(states, batch_size)
         steps = batch_size[-1]
         x = x.reshape(-1, steps, x.shape[-1])  # (B, T, F)
-        flat = x.shape[0] * steps
-        segment, position, starts, lengths = split_trajectories(is_init.reshape(-1, steps))
-        restart = is_init.reshape(-1)[starts].view(-1, 1, 1)  # (N, 1, 1)
-        first = [x.new_zeros(len(starts), *shape) if s is None  # the state at each start
-                 else torch.where(restart, 0.0, s.reshape(flat, *shape)[starts])
+        resets = is_init.reshape(-1, steps)  # (B, T)
+        first = [x.new_zeros(x.shape[0], *shape) if s is None  # the state stored at step 0
+                 else s.reshape(-1, steps, *shape)[:, 0]
                  for s, shape in zip(states, self._state_shapes())]
-        if len(starts) == x.shape[0]:  # no trajectory starts inside a row: no padding
-            y, finals = self._run(x, first)
+        if not resets[:, 1:].any():  # one trajectory per row: the whole layer in one call
+            restart = resets[:, :1, None]  # (B, 1, 1)
+            y, finals = self._run(x, [torch.where(restart, 0.0, s) for s in first])
+            outs = [final.new_zeros(final.shape[0], steps, *final.shape[1:]) for final in finals]
+            for out, final in zip(outs, finals):  # as torchrl: the final state at the last step
+                out[:, -1] = final
+        elif self.rnn.bidirectional:  # the backward direction needs each trajectory apart
+            y, outs = self._padded(x, first, resets)
         else:
-            padded = x.new_zeros(len(starts), int(lengths.max()), x.shape[-1])  # (N, T', F)
-            padded[segment, position] = x.reshape(flat, -1)
-            y, finals = self._run(padded, first, lengths)
-            y = y[segment, position]
-        ends = starts + lengths - 1
+            y, outs = self._loop(x, first, resets)
+        return (y.reshape(*batch_size, -1),
+                [out.reshape(*batch_size, *out.shape[2:]) for out in outs])
+
+    def _loop(self, x, first, resets):
+        """Resets inside rows: step through time, zeroing the state at each ``is_init``.
+
+        As torchrl, the output states hold each trajectory's final state at its last step,
+        zeros elsewhere.
+        """
+        rnn = self.rnn
+        python = isinstance(rnn, _PythonRNN) or rnn.proj_size > 0
+        cell = self.python_cell if python else self.fused_cell
+        layers = list(zip(*(s.unbind(1) for s in first)))  # per layer: (h, c) or (h,)
+        y, history = run_layers(cell, x, layers, layer_weights(rnn), rnn.dropout, rnn.training,
+                                reset=resets)
+        ends = torch.ones_like(resets)  # the last step of each trajectory
+        ends[:, :-1] = resets[:, 1:]
         outs = []
-        for final in finals:  # as torchrl: the final state at each trajectory's last step
-            out = final.new_zeros(flat, *final.shape[1:])
-            out[ends] = final
-            outs.append(out.reshape(*batch_size, *final.shape[1:]))
-        return y.reshape(*batch_size, -1), outs
+        for k in range(len(first)):  # state k after each step: (B, T, layers, H)
+            after = torch.stack([torch.stack([layer[k] for layer in step], 1) for step in history],
+                                1)
+            outs.append(torch.where(ends[..., None, None], after, 0.0))
+        return y, outs
+
+    def _padded(self, x, first, resets):
+        """Resets inside rows, bidirectional: cut the rows into trajectories, pad, run, unpad."""
+        batch, steps = resets.shape
+        segment, position, starts, lengths = split_trajectories(resets)
+        restart = resets.reshape(-1)[starts].view(-1, 1, 1)  # (N, 1, 1)
+        rows = starts // steps  # a trajectory inside a row starts at is_init: from zero
+        first = [torch.where(restart, 0.0, s[rows]) for s in first]
+        padded = x.new_zeros(len(starts), int(lengths.max()), x.shape[-1])  # (N, T', F)
+        padded[segment, position] = x.reshape(batch * steps, -1)
+        y, finals = self._run(padded, first, lengths)
+        outs = []
+        for final in finals:  # each trajectory's final state at its last step
+            out = final.new_zeros(batch * steps, *final.shape[1:])
+            out[starts + lengths - 1] = final
+            outs.append(out.view(batch, steps, *final.shape[1:]))
+        return y[segment, position].view(batch, steps, -1), outs
 
     def _run(self, x, states, lengths=None):
         """``x`` ``(N, T, F)`` from ``states`` ``(N, layers, H)`` → outputs and final states.
 
-        ``lengths`` ``(N,)``: the real steps of each padded row. torch.nn's layer reads them
-        from a packed sequence, the Python one from a mask.
+        ``lengths`` ``(N,)``: the real steps of each padded row, which torch.nn's layer reads
+        from a packed sequence.
         """
-        rnn = self.rnn
         hx = tuple(s.transpose(0, 1).contiguous() for s in states)  # (layers, N, H) each
         hx = hx if len(hx) > 1 else hx[0]
         if lengths is None:
-            y, hx = rnn(x, hx)
-        elif isinstance(rnn, _PythonRNN):
-            mask = torch.arange(x.shape[1], device=x.device) < lengths.unsqueeze(1)  # (N, T)
-            y, hx = rnn(x, hx, mask=mask)
+            y, hx = self.rnn(x, hx)
         else:
             packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
                                                        enforce_sorted=False)
-            y, hx = rnn(packed, hx)
+            y, hx = self.rnn(packed, hx)
             y, _ = nn.utils.rnn.pad_packed_sequence(y, batch_first=True, total_length=x.shape[1])
         hx = hx if isinstance(hx, tuple) else (hx,)
         return y, [h.transpose(0, 1) for h in hx]

@@ -117,16 +117,6 @@ def test_dropout_acts_between_layers_only():
     torch.testing.assert_close(lstm.eval()(x), reference.eval()(x))
 
 
-def test_mask_freezes_the_state_after_a_trajectory_ends():
-    gru = GRU(3, 4, num_layers=2)
-    x = torch.randn(2, 6, 3)
-    mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
-    _, h = gru(x, mask=mask)
-    _, h_short = gru(x[1:, :3])
-    torch.testing.assert_close(h[:, 1:], h_short)
-    torch.testing.assert_close(h[:, :1], gru(x[:1])[1])
-
-
 def test_layer_errors_and_their_types_match_torchrl():
     for cls, theirs in [(LSTM, torchrl.modules.LSTM), (GRU, torchrl.modules.GRU)]:
         name = cls.__name__
@@ -140,8 +130,6 @@ def test_layer_errors_and_their_types_match_torchrl():
         assert isinstance(raised(lambda: theirs(3, 4)(torch.zeros(2, 3))), ValueError)
     with pytest.raises(ValueError, match=r"GRU: hx must have shape \(1, 2, 4\), got shape \(2, 4\)"):
         GRU(3, 4)(torch.zeros(2, 5, 3), torch.zeros(2, 4))
-    with pytest.raises(ValueError, match=r"LSTM: mask must have shape \(2, 5\), got shape \(5,\)"):
-        LSTM(3, 4)(torch.zeros(2, 5, 3), mask=torch.ones(5, dtype=torch.bool))
 
 
 # -- the TensorDict modules: one step ------------------------------------------------------
@@ -525,3 +513,19 @@ def test_bad_keys_and_shapes_at_call_time():
     with pytest.raises(ValueError, match="set_recurrent_mode: mode must be a bool, 'recurrent', "
                                          "'sequential' or None, got 'yes'"):
         set_recurrent_mode("yes")
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_recurrent_mode_from_stored_states_matches_torchrl(bidirectional):
+    """Rows that start mid-trajectory (is_init False at step 0) start from the stored state."""
+    ours, theirs = _pair("lstm", bidirectional=bidirectional, num_layers=2)
+    td = _trajectories((3,), resets=((0, 3), (1, 5)))
+    td["is_init"][1:, 0] = False
+    layers = 4 if bidirectional else 2
+    for key in STATES["lstm"]:
+        td[key] = torch.zeros(3, 7, layers, 5)
+        td[key][1:, 0] = torch.randn(2, layers, 5)  # zero wherever is_init (torchrl's bug)
+    with torchrl.modules.set_recurrent_mode(True):
+        expected = _leaves(theirs(td.clone()))
+    with set_recurrent_mode(True):
+        torch.testing.assert_close(_leaves(ours(td.clone())), expected)
