@@ -93,7 +93,8 @@ def layer_weights(rnn: nn.RNNBase) -> list[tuple]:
     weights = dict(zip(rnn._flat_weights_names, rnn._flat_weights))
     out = []
     for layer in range(rnn.num_layers):
-        names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] + ["weight_hr"] * (rnn.proj_size > 0)
+        names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
+        names += ["weight_hr"] * (rnn.proj_size > 0)
         out.append(tuple(weights.get(f"{name}_l{layer}") for name in names))
     return out
 
@@ -116,7 +117,7 @@ def step_layers(cell, x, states, weights, dropout: float = 0.0, training: bool =
 
 def run_layers(cell, x, states, weights, dropout: float = 0.0, training: bool = False,
                reset=None):
-    """The time loop: ``x`` ``(B, T, F)`` → outputs ``(B, T, H_out)`` and the states after each step.
+    """The time loop: ``x`` ``(B, T, F)`` → outputs ``(B, T, H)`` and the states after each step.
 
     Where ``reset`` ``(B, T)`` is True the states restart from zero before step ``t``: a new
     trajectory starts there. The second result holds, for each step, every layer's state.
@@ -265,8 +266,8 @@ class LSTM(_PythonRNN, nn.LSTM):
 
     Reads ``input`` ``(B, T, F)`` (``batch_first=True``, torchrl's default) and ``hx = (h, c)``,
     each ``(num_layers, B, H)`` (zeros if None); returns the top layer's outputs
-    ``(B, T, H)`` and the final ``(h, c)``. torch.nn's parameter names, dropout between layers and ``proj_size``;
-    not bidirectional (as torchrl). Built in chapter *Recurrent modules*.
+    ``(B, T, H)`` and the final ``(h, c)``. torch.nn's parameter names, dropout between
+    layers and ``proj_size``; not bidirectional (as torchrl). Built in chapter *Recurrent modules*.
 
     Args:
         input_size, hidden_size (int): features of the input and of the state.
@@ -383,7 +384,7 @@ class set_recurrent_mode(contextlib.ContextDecorator):
 
 
 def split_trajectories(is_init: torch.Tensor):
-    """Cut the rows of a ``(B, T)`` batch into trajectories: a new one starts at each ``is_init``.
+    """Cut the rows of a ``(B, T)`` batch into trajectories, a new one at each ``is_init``.
 
     Returns ``(segment, position, starts, lengths)``: for each of the ``B * T`` steps (row
     after row), the index of its trajectory and its step within it; for each of the ``N``
@@ -415,8 +416,9 @@ class _RecurrentModule(TensorDictModuleBase):
     def _setup(self, rnn, in_key, in_keys, out_key, out_keys, default_recurrent_mode) -> None:
         owner = type(self).__name__
         if not isinstance(rnn, self.torch_class):
-            raise TypeError(f"{owner}: {self.rnn_name} must be a torch.nn.{self.torch_class.__name__}"
-                            f" (or rlmods' {self.python_class.__name__}), got {type(rnn).__name__}.")
+            expected = f"torch.nn.{self.torch_class.__name__}"
+            raise TypeError(f"{owner}: {self.rnn_name} must be a {expected} (or rlmods' "
+                            f"{self.python_class.__name__}), got {type(rnn).__name__}.")
         if not rnn.batch_first:
             raise ValueError(f"{owner}: the {self.rnn_name} must have batch_first=True, got False.")
         setattr(self, self.rnn_name, rnn)
@@ -461,7 +463,6 @@ class _RecurrentModule(TensorDictModuleBase):
         sizes = [rnn.proj_size or rnn.hidden_size] + [rnn.hidden_size] * (rnn.mode == "LSTM")
         return [(layers, size) for size in sizes]
 
-
     @dispatch
     def forward(self, tensordict):
         owner = type(self).__name__
@@ -480,10 +481,14 @@ class _RecurrentModule(TensorDictModuleBase):
             tensordict.set(key, value)
         return tensordict
 
-    def _check_states(self, states, batch_shape) -> None:
+    def _check_states(self, states, batch_shape, is_init) -> None:
+        """Shapes only (no value is read): ``is_init`` and each state given."""
         owner = type(self).__name__
+        if is_init.shape[:-1] != batch_shape or is_init.shape[-1:] != (1,):
+            check_trailing_shape(is_init, (*batch_shape, 1), owner, key_str(IS_INIT))
         for key, value, shape in zip(self.in_keys[1:-1], states, self._state_shapes()):
-            if value is not None:
+            if value is not None and (value.shape[-2:] != shape
+                                      or value.shape[:-2] != batch_shape):
                 check_trailing_shape(value, (*batch_shape, *shape), owner, key_str(key))
         missing = [key for key, value in zip(self.in_keys[1:-1], states) if value is None]
         if missing and len(missing) < len(states):
@@ -502,8 +507,7 @@ class _RecurrentModule(TensorDictModuleBase):
     def _step(self, x, states, is_init):
         """Sequential mode: one step for every entry of the batch; the state restarts at is_init."""
         batch_shape, rnn = x.shape[:-1], self.rnn
-        check_trailing_shape(is_init, (*batch_shape, 1), type(self).__name__, key_str(IS_INIT))
-        self._check_states(states, batch_shape)
+        self._check_states(states, batch_shape, is_init)
         x = x.reshape(-1, x.shape[-1])  # (B, F)
         if states[0] is None:
             if not bool(is_init.all()):
@@ -531,8 +535,7 @@ class _RecurrentModule(TensorDictModuleBase):
         if not batch_size:
             raise ValueError(f"{owner}: in recurrent mode the tensordict needs a time dim (its "
                              "last batch dim), got batch_size ().")
-        check_trailing_shape(is_init, (*batch_size, 1), owner, key_str(IS_INIT))
-        self._check_states(states, batch_size)
+        self._check_states(states, batch_size, is_init)
         steps = batch_size[-1]
         x = x.reshape(-1, steps, x.shape[-1])  # (B, T, F)
         resets = is_init.reshape(-1, steps)  # (B, T)
@@ -639,7 +642,8 @@ class _RecurrentModule(TensorDictModuleBase):
                   dropout=old.dropout, bidirectional=old.bidirectional, **extra)
         new.load_state_dict(old.state_dict())
         weight = next(old.parameters())
-        setattr(self, self.rnn_name, new.to(device=weight.device, dtype=weight.dtype).train(old.training))
+        new = new.to(device=weight.device, dtype=weight.dtype).train(old.training)
+        setattr(self, self.rnn_name, new)
         return self
 
 
