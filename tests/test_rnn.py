@@ -529,3 +529,13 @@ def test_recurrent_mode_from_stored_states_matches_torchrl(bidirectional):
         expected = _leaves(theirs(td.clone()))
     with set_recurrent_mode(True):
         torch.testing.assert_close(_leaves(ours(td.clone())), expected)
+
+
+def test_python_cells_and_layers_work_under_vmap():
+    """What the Python versions are for (torch.nn's fused kernels refuse torch.vmap)."""
+    cell, lstm = LSTMCell(3, 4), LSTM(3, 4, num_layers=2)
+    x, h = torch.randn(5, 2, 3), torch.zeros(5, 2, 4)
+    h_out, _ = torch.vmap(lambda x, h, c: cell(x, (h, c)))(x, h, h)
+    torch.testing.assert_close(h_out[3], cell(x[3], (h[3], h[3]))[0])
+    xs = torch.randn(5, 2, 6, 3)
+    torch.testing.assert_close(torch.vmap(lambda x: lstm(x)[0])(xs)[1], lstm(xs[1])[0])
