@@ -17,6 +17,7 @@ STATE_VALUE, STATE_ACTION_VALUE = "state_value", "state_action_value"
 
 IGNORE = "_"  # an out_key that is not written
 
-# What recurrent modules read and write (chapter *Recurrent modules*).
-RECURRENT_STATE_H, RECURRENT_STATE_C = "recurrent_state_h", "recurrent_state_c"  # LSTMModule
-RECURRENT_STATE = "recurrent_state"  # GRUModule
+# What recurrent modules read and write (chapter *Recurrent modules*): LSTMModule's two
+# states and GRUModule's one.
+RECURRENT_STATE_H, RECURRENT_STATE_C = "recurrent_state_h", "recurrent_state_c"
+RECURRENT_STATE = "recurrent_state"

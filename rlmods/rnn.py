@@ -133,7 +133,7 @@ def run_layers(cell, x, states, weights, dropout: float = 0.0, training: bool = 
     for t, x_t in enumerate(x.unbind(1)):
         if reset is not None:
             restart = reset[:, t, None]  # (B, 1)
-            states = [tuple(torch.where(restart, 0.0, s) for s in state) for state in states]
+            states = [tuple(s.masked_fill(restart, 0.0) for s in state) for state in states]
         y, states = step_layers(cell, x_t, states, weights, dropout, training)
         outputs.append(y)
         history.append(states)
@@ -515,7 +515,7 @@ class _RecurrentModule(TensorDictModuleBase):
             states = [x.new_zeros(x.shape[0], *shape) for shape in self._state_shapes()]
         else:
             restart = is_init.reshape(-1, 1, 1)  # (B, 1, 1)
-            states = [torch.where(restart, 0.0, s.reshape(-1, *s.shape[-2:])) for s in states]
+            states = [s.reshape(-1, *s.shape[-2:]).masked_fill(restart, 0.0) for s in states]
         if rnn.bidirectional:  # both directions over a one-step sequence: torch.nn's layer
             y, states = self._run(x.unsqueeze(1), states)
             y = y.squeeze(1)
@@ -544,7 +544,7 @@ class _RecurrentModule(TensorDictModuleBase):
                  for s, shape in zip(states, self._state_shapes())]
         if not resets[:, 1:].any():  # one trajectory per row: the whole layer in one call
             restart = resets[:, :1, None]  # (B, 1, 1)
-            y, finals = self._run(x, [torch.where(restart, 0.0, s) for s in first])
+            y, finals = self._run(x, [s.masked_fill(restart, 0.0) for s in first])
             outs = [final.new_zeros(final.shape[0], steps, *final.shape[1:]) for final in finals]
             for out, final in zip(outs, finals):  # as torchrl: the final state at the last step
                 out[:, -1] = final
@@ -573,7 +573,7 @@ class _RecurrentModule(TensorDictModuleBase):
         for k in range(len(first)):  # state k after each step: (B, T, layers, H)
             after = torch.stack([torch.stack([layer[k] for layer in step], 1) for step in history],
                                 1)
-            outs.append(torch.where(ends[..., None, None], after, 0.0))
+            outs.append(after.masked_fill(~ends[..., None, None], 0.0))
         return y, outs
 
     def _padded(self, x, first, resets):
@@ -582,7 +582,7 @@ class _RecurrentModule(TensorDictModuleBase):
         segment, position, starts, lengths = split_trajectories(resets)
         restart = resets.reshape(-1)[starts].view(-1, 1, 1)  # (N, 1, 1)
         rows = starts // steps  # a trajectory inside a row starts at is_init: from zero
-        first = [torch.where(restart, 0.0, s[rows]) for s in first]
+        first = [s[rows].masked_fill(restart, 0.0) for s in first]
         padded = x.new_zeros(len(starts), int(lengths.max()), x.shape[-1])  # (N, T', F)
         padded[segment, position] = x.reshape(batch * steps, -1)
         y, finals = self._run(padded, first, lengths)
