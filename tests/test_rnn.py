@@ -96,6 +96,7 @@ def test_layers_match_torch_and_torchrl(cls, torch_cls, torchrl_cls, num_layers,
         torch.testing.assert_close(ours(*args), theirs(*args))
 
 
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 def test_lstm_projection_and_time_first_match_torch():
     ours = LSTM(3, 6, num_layers=2, proj_size=2, batch_first=False)
     reference = nn.LSTM(3, 6, num_layers=2, proj_size=2)
