@@ -17,5 +17,9 @@ STATE_VALUE, STATE_ACTION_VALUE = "state_value", "state_action_value"
 
 IGNORE = "_"  # an out_key that is not written
 
+# What recurrent modules read and write (chapter *Recurrent modules*): LSTMModule's two
+# states and GRUModule's one.
+RECURRENT_STATE_H, RECURRENT_STATE_C = "recurrent_state_h", "recurrent_state_c"
+RECURRENT_STATE = "recurrent_state"
 # What a planner reads from its advantage module (MPPI).
 ADVANTAGE = "advantage"

@@ -891,10 +891,12 @@ class TensorDictPrimer(Transform):
         return tensordict_reset
 
     def _step(self, tensordict, next_tensordict):
-        # A policy that updates the entry writes it under "next"; otherwise carry it over.
+        # A policy that updates the entry (a recurrent module) writes it under "next" before
+        # the step: that value goes on; otherwise the root value is carried over.
         for key in self.out_keys:
             if key not in next_tensordict.keys(True):
-                next_tensordict.set(key, tensordict.get(key))
+                value = tensordict.get((NEXT, *_key_tuple(key)), None)
+                next_tensordict.set(key, tensordict.get(key) if value is None else value)
         return next_tensordict
 
     def transform_observation_spec(self, observation_spec):

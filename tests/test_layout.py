@@ -17,12 +17,13 @@ import rlmods._keys as keys
 PACKAGE = Path(__file__).resolve().parents[1] / "rlmods"
 # The chapters' modules in book order; a module may import from the ones before it.
 CHAPTER_ORDER = ["specs", "envs", "nets", "actors", "distributions", "probabilistic", "exploration",
-                 "qvalue", "distributional", "planners"]
+                 "qvalue", "distributional", "rnn", "planners"]
 # Strings that are keys by meaning wherever they appear ("loc"/"scale" also name
 # torch.distributions parameters, and "_" is too short to police).
 KEY_STRINGS = {keys.ACTION, keys.OBSERVATION, keys.REWARD, keys.NEXT, keys.DONE, keys.TERMINATED,
                keys.TRUNCATED, keys.IS_INIT, keys.ACTION_MASK, keys.ACTION_VALUE,
-               keys.CHOSEN_ACTION_VALUE, keys.STATE_VALUE, keys.STATE_ACTION_VALUE}
+               keys.CHOSEN_ACTION_VALUE, keys.STATE_VALUE, keys.STATE_ACTION_VALUE,
+               keys.RECURRENT_STATE_H, keys.RECURRENT_STATE_C, keys.RECURRENT_STATE}
 
 
 def _modules():

@@ -36,10 +36,17 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "book" / "data"
-# name: (notebook, environment, results file, default total steps). One line per algorithm.
+# name: (notebook, environment, results file, default total steps[, keyword arguments of
+# train: several algorithms of one notebook]). One line per algorithm.
 ALGORITHMS = {
     "dqn": ("07_qvalue.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
     "c51": ("08_distributional.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
+    "lstm_reinforce": ("10_recurrent.ipynb", "CueMemory", "memory_seeds.json", 460_800,
+                       {"core": "lstm"}),
+    "gru_reinforce": ("10_recurrent.ipynb", "CueMemory", "memory_seeds.json", 460_800,
+                      {"core": "gru"}),
+    "mlp_reinforce": ("10_recurrent.ipynb", "CueMemory", "memory_seeds.json", 460_800,
+                      {"core": "mlp"}),
     "cem": ("11_planners.ipynb", "Pendulum-v1", "pendulum_planners.json", 200),
     "mppi": ("11_planners.ipynb", "Pendulum-v1", "pendulum_planners.json", 200),
 }
@@ -86,11 +93,16 @@ def run_one(job: tuple[str, int, int]) -> tuple[str, int, dict]:
     namespace = load(algorithm)
     start = time.perf_counter()
     train = namespace.get(f"train_{algorithm}", namespace.get("train"))  # two in one notebook
-    evaluations, _ = train(seed, steps)
+    evaluations, _ = train(seed, steps, **train_kwargs(algorithm))
     result = {"steps": [step for step, _ in evaluations],
               "returns": [[float(r) for r in returns] for _, returns in evaluations],
               "seconds": round(time.perf_counter() - start, 1)}
     return algorithm, seed, result
+
+
+def train_kwargs(algorithm: str) -> dict:
+    """The registry's keyword arguments for ``train`` (its optional fifth entry)."""
+    return dict(ALGORITHMS[algorithm][4]) if len(ALGORITHMS[algorithm]) > 4 else {}
 
 
 def header(algorithm: str, steps: int) -> dict:
@@ -101,6 +113,7 @@ def header(algorithm: str, steps: int) -> dict:
                             text=True).stdout.strip()
     return {"notebook": str(NOTEBOOKS[algorithm].relative_to(ROOT)), "total_steps": steps,
             "hparams": namespace["HPARAMS"], "code_hash": code_hash(training_cells(algorithm)),
+            **({"train_kwargs": train_kwargs(algorithm)} if train_kwargs(algorithm) else {}),
             "git_commit": commit, "rlmods_path": str(Path(rlmods.__file__).parent),
             "seeds": {}}
 
