@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import importlib
 import inspect
 import re
@@ -92,11 +93,17 @@ def notebook(number: int) -> Path | None:
     return found[0] if found else None
 
 
+@functools.lru_cache(maxsize=None)
+def cells(path: Path) -> list:
+    """The notebook's cells (read once per run)."""
+    return nbformat.read(path, as_version=4).cells
+
+
 def chapter_title(number: int) -> str:
     path = notebook(number)
     if path is None:
         return next(title for n, _, title, _ in CHAPTERS if n == number)
-    first = nbformat.read(path, as_version=4).cells[0].source
+    first = cells(path)[0].source
     return next(line[2:].strip() for line in first.splitlines() if line.startswith("# "))
 
 
@@ -119,7 +126,7 @@ def defined_in_notebooks() -> dict[str, int]:
         path = notebook(number)
         if path is None:
             continue
-        for cell in nbformat.read(path, as_version=4).cells:
+        for cell in cells(path):
             if cell.cell_type != "code" or not cell.source.startswith(PACKAGE_MARKER):
                 continue
             for node in ast.parse(cell.source).body:
@@ -136,7 +143,9 @@ def module_chapters() -> dict[str, int]:
 
 
 def chapter_of(name: str, defined: dict[str, int]) -> int | None:
-    """The chapter that builds ``name``: its package cell, else the re-exporting module."""
+    """The chapter that builds ``name``: its package cell, else the module that re-exports it,
+    else (a name of a shared private module such as ``rlmods/_checks.py``) the first chapter
+    that uses it."""
     import rlmods
 
     if name in defined:
@@ -150,6 +159,10 @@ def chapter_of(name: str, defined: dict[str, int]) -> int | None:
         except ModuleNotFoundError:
             continue
         if namespace.get(name) is obj:
+            return number
+    for number, *_ in CHAPTERS:  # a shared private module's name: the first chapter using it
+        path = notebook(number)
+        if path and any(re.search(rf"\b{name}\b", cell.source) for cell in cells(path)):
             return number
     return None
 
@@ -177,7 +190,7 @@ def differs_sections() -> list[tuple[int, str, str]]:
         path = notebook(number)
         if path is None:
             continue
-        for cell in nbformat.read(path, as_version=4).cells:
+        for cell in cells(path):
             match = re.search(r"^\((differs-\d\d-[\w-]+)\)=\n#+ [^\n]*\n", cell.source, re.M)
             if cell.cell_type == "markdown" and match:
                 body = cell.source[match.end():]
