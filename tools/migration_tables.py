@@ -313,12 +313,21 @@ def names_in(text: str, public: set[str]) -> list[str]:
 
 
 def cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("\n", " ")
+
+
+def list_table(header: list[str], rows: list[list[str]], widths: str) -> str:
+    """A MyST list-table: column widths that hold on a 1440-pixel screen, cells on one line."""
+    lines = ["```{list-table}", ":header-rows: 1", f":widths: {widths}", ":class: fit-columns",
+             ""]
+    for row in [header, *rows]:
+        lines += [f"* - {row[0]}", *[f"  - {c}" for c in row[1:]]]
+    return "\n".join(lines + ["```"])
 
 
 def differs_table() -> str:
     public = set(public_names())
-    rows = ["| What | torchrl 0.14.1 | rlmods | Chapter |", "|---|---|---|---|"]
+    rows = []
     for number, _, text in differs_sections():
         for item in split_items(text):
             if isinstance(item, list):  # a table row: name | torchrl | rlmods
@@ -330,9 +339,9 @@ def differs_table() -> str:
                 what = (lead.group(1).rstrip(".") if lead else
                         ", ".join(f"`{n}`" for n in names) or "Errors and arguments")
                 theirs, ours = split_sides(lead.group(1) if lead else "", body)
-            rows.append(f"| {cell(what)} | {cell(theirs)} | {cell(ours)} | "
-                        f"{{ref}}`{number} <{label_of(number)}>` |")
-    return "\n".join(rows)
+            rows.append([cell(what), cell(theirs), cell(ours),
+                         f"{{ref}}`{number} <{label_of(number)}>`"])
+    return list_table(["What", "torchrl 0.14.1", "rlmods", "Ch."], rows, "20 36 38 6")
 
 
 def label_of(number: int) -> str:
@@ -342,8 +351,7 @@ def label_of(number: int) -> str:
 def scope_table() -> tuple[str, list[str]]:
     import rlmods
 
-    defined, problems = defined_in_notebooks(), []
-    rows = ["| torchrl.modules | what it is (torchrl's summary) | rlmods |", "|---|---|---|"]
+    defined, problems, rows = defined_in_notebooks(), [], []
     for name, summary in reference_names():
         number = chapter_of(name, defined)
         if hasattr(rlmods, name) and number is not None and notebook(number):
@@ -356,8 +364,9 @@ def scope_table() -> tuple[str, list[str]]:
             status = "**missing**"
             problems.append(f"{name}: on torchrl's page, not in rlmods, and no reason in "
                             "NOT_COVERED")
-        rows.append(f"| `{name}` | {cell(summary)} | {status} |")
-    return "\n".join(rows), problems
+        rows.append([f"`{name}`", cell(summary), status])
+    header = ["torchrl.modules", "what it is (torchrl's summary)", "rlmods"]
+    return list_table(header, rows, "28 42 30"), problems
 
 
 def torchrl_home(name: str) -> str:
@@ -372,14 +381,13 @@ def torchrl_home(name: str) -> str:
 
 def extras_table() -> str:
     on_page = {name for name, _ in reference_names()}
-    defined = defined_in_notebooks()
-    rows = ["| rlmods | torchrl / tensordict | chapter |", "|---|---|---|"]
+    defined, rows = defined_in_notebooks(), []
     for name in public_names():
         if name not in on_page:
             number = chapter_of(name, defined)
             where = chapter_link(number) if number else "(package only)"
-            rows.append(f"| `{name}` | {torchrl_home(name)} | {where} |")
-    return "\n".join(rows)
+            rows.append([f"`{name}`", torchrl_home(name), where])
+    return list_table(["rlmods", "torchrl / tensordict", "chapter"], rows, "34 33 33")
 
 
 # --- the API reference -------------------------------------------------------------------
