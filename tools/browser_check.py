@@ -178,8 +178,9 @@ class Chromium:
 
     def screenshot(self, anchor: str | None, path: Path) -> None:
         if anchor:
-            self.call("Runtime.evaluate", session=True, expression=(
-                f"document.getElementById({json.dumps(anchor)}).scrollIntoView()"))
+            self.call("Runtime.evaluate", session=True, expression=(  # an id or a CSS selector
+                f"(document.getElementById({json.dumps(anchor)}) || "
+                f"document.querySelector({json.dumps(anchor)})).scrollIntoView()"))
             time.sleep(0.3)
         data = self.call("Page.captureScreenshot", session=True, format="png")["data"]
         import base64
@@ -304,7 +305,8 @@ def main() -> None:
     parser.add_argument("--no-build", action="store_true", help="check the existing build")
     parser.add_argument("--html", type=Path, default=HTML, help="the built site")
     parser.add_argument("--screenshot", action="append", default=[], metavar="PAGE[#ID]:PNG",
-                        help="also save a 1440x900 screenshot of PAGE scrolled to ID")
+                        help="also save a 1440x900 screenshot of PAGE scrolled to ID "
+                             "(an element id or a CSS selector)")
     args = parser.parse_args()
     start = time.perf_counter()
     if not args.no_build or not (args.html / "index.html").exists():
