@@ -152,12 +152,11 @@ def chapter_of(name: str, defined: dict[str, int]) -> int | None:
         return defined[name]
     if not hasattr(rlmods, name):
         return next((n for n, names in PLANNED.items() if name in names.split()), None)
-    obj = getattr(rlmods, name)
+    obj, package = getattr(rlmods, name), Path(rlmods.__file__).parent
     for module, number in module_chapters().items():
-        try:
-            namespace = vars(importlib.import_module(f"rlmods.{module}"))
-        except ModuleNotFoundError:
-            continue
+        if not (package / f"{module}.py").exists():
+            continue  # a planned module (never another checkout's copy on sys.path)
+        namespace = vars(importlib.import_module(f"rlmods.{module}"))
         if namespace.get(name) is obj:
             return number
     for number, *_ in CHAPTERS:  # a shared private module's name: the first chapter using it
