@@ -23,6 +23,7 @@ any problem.
 from __future__ import annotations
 
 import argparse
+import base64
 import fcntl
 import functools
 import http.server
@@ -183,8 +184,7 @@ class Chromium:
                 f"document.querySelector({json.dumps(anchor)})).scrollIntoView()"))
             time.sleep(0.3)
         data = self.call("Page.captureScreenshot", session=True, format="png")["data"]
-        import base64
-
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(base64.b64decode(data))
 
     def close(self) -> None:
