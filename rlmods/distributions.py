@@ -140,7 +140,7 @@ class TanhNormal(D.Distribution):
     pre-tanh draw (exact even where tanh saturates); any other value is inverted with its
     tanh clamped to ``1 - finfo(dtype).resolution``, so the bounds have a finite log_prob.
     ``deterministic_sample`` is the squashed ``loc``; ``mode`` is the density's argmax
-    (:func:`tanh_normal_mode`) and ``mean`` is E[action] (:func:`tanh_normal_mean`):
+    (``tanh_normal_mode``) and ``mean`` is E[action] (``tanh_normal_mean``):
     torchrl raises for both.
 
     Args:
@@ -265,7 +265,7 @@ class TanhNormal(D.Distribution):
 
     @property
     def mode(self) -> torch.Tensor:
-        """argmax of the action density (Newton on the stationarity equation: tanh_normal_mode)."""
+        """The argmax of the action density, by Newton's method (``tanh_normal_mode``)."""
         return self._squash(tanh_normal_mode(self.loc, self.scale))
 
     @property
@@ -398,7 +398,7 @@ class TanhDelta(Delta):
 
     @property
     def mean(self) -> torch.Tensor:
-        """The point itself: a point mass's mean is its location (torchrl raises)."""
+        """The point itself, as a point mass's mean is its location (torchrl raises)."""
         return self.param
 
 
@@ -882,7 +882,7 @@ def ordinal_logits(scores: torch.Tensor) -> torch.Tensor:
 class Ordinal(D.Categorical):
     """A categorical distribution over ordered atoms, parametrised by ordinal ``scores``.
 
-    Built in chapter *Distributions*; the logits are :func:`ordinal_logits` of the scores.
+    Built in chapter *Distributions*; the logits are ``ordinal_logits`` of the scores.
 
     Args:
         scores (Tensor): ``(*batch, n)``, typically a network's output.

@@ -81,7 +81,7 @@ class _Annealed(TensorDictModuleBase):
 
     @property
     def spec(self) -> Composite | None:
-        """The spec as torchrl keeps it: a Composite holding the action's spec."""
+        """The spec as torchrl keeps it, a Composite holding the action's spec."""
         return self._spec
 
     def step(self, frames: int = 1) -> None:
@@ -158,7 +158,7 @@ class EGreedyModule(_Annealed):
 
     Reads ``action_key`` (``(*B, *spec.shape)``) and, with ``action_mask_key``, a boolean mask
     of allowed actions; writes ``action_key``. ε anneals from ``eps_init`` to ``eps_end``
-    over ``annealing_num_steps`` calls of :meth:`step` (call it in the training loop).
+    over ``annealing_num_steps`` calls of ``step()`` (call it in the training loop).
     Built in chapter *Exploration*.
 
     Args:
@@ -231,7 +231,7 @@ class AdditiveGaussianModule(_Annealed):
     """Adds ``sigma * N(mean, std)`` to the action, then projects it into the spec.
 
     Reads and writes ``action_key`` (``(*B, *spec.shape)``). sigma anneals from ``sigma_init``
-    to ``sigma_end`` over ``annealing_num_steps`` calls of :meth:`step`.
+    to ``sigma_end`` over ``annealing_num_steps`` calls of ``step()``.
     Built in chapter *Exploration*.
 
     Args:
@@ -327,7 +327,7 @@ class OrnsteinUhlenbeckProcessModule(_Annealed):
     Reads ``action_key`` (``(*B, *A)``) and ``is_init_key``; reads and writes its state
     ``"_ou_prev_noise"`` (``(*B, *A)``) and ``"_ou_steps"`` (``(*B,)``), which restart
     where ``is_init`` is True. The state lives in the tensordict, so a rollout is
-    reproducible from its data. ``eps`` scales the noise and anneals with :meth:`step`.
+    reproducible from its data. ``eps`` scales the noise and anneals with ``step()``.
     Built in chapter *Exploration*.
 
     Args:

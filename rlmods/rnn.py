@@ -79,12 +79,12 @@ def gru_cell(x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
 
 
 def fused_lstm_cell(x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
-    """:func:`lstm_cell` through torch's fused kernel (what ``nn.LSTMCell`` calls)."""
+    """``lstm_cell`` through torch's fused kernel (what ``nn.LSTMCell`` calls)."""
     return torch.lstm_cell(x, state, weight_ih, weight_hh, bias_ih, bias_hh)
 
 
 def fused_gru_cell(x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
-    """:func:`gru_cell` through torch's fused kernel (what ``nn.GRUCell`` calls)."""
+    """``gru_cell`` through torch's fused kernel (what ``nn.GRUCell`` calls)."""
     return (torch.gru_cell(x, state[0], weight_ih, weight_hh, bias_ih, bias_hh),)
 
 
@@ -177,7 +177,7 @@ class _PythonCell(nn.RNNCellBase):
 
 
 class LSTMCell(_PythonCell):
-    """``torch.nn.LSTMCell`` written in Python (:func:`lstm_cell`), with the same parameters.
+    """``torch.nn.LSTMCell`` written in Python (``lstm_cell``), with the same parameters.
 
     Reads ``input`` ``(B, F)`` or ``(F,)`` and ``hx = (h, c)`` (zeros if None); returns
     ``(h', c')``. A state_dict moves between this, ``nn.LSTMCell`` and torchrl's LSTMCell.
@@ -206,7 +206,7 @@ class LSTMCell(_PythonCell):
 
 
 class GRUCell(_PythonCell):
-    """``torch.nn.GRUCell`` written in Python (:func:`gru_cell`), with the same parameters.
+    """``torch.nn.GRUCell`` written in Python (``gru_cell``), with the same parameters.
 
     Reads ``input`` ``(B, F)`` or ``(F,)`` and ``hx`` (zeros if None); returns ``h'``.
     Built in chapter *Recurrent modules*.
