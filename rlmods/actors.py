@@ -99,7 +99,9 @@ def write_outputs(module, tensordict: TensorDictBase, outputs,
     general forward alike. ``outputs`` is a tensor, a tuple, or a dict keyed by out_keys.
     """
     out_keys = module.out_keys_source if out_keys is None else out_keys
-    if isinstance(outputs, (dict, TensorDictBase)):
+    if isinstance(outputs, torch.Tensor):  # the common case first: an ABC's isinstance is slow
+        outputs = (outputs,)
+    elif isinstance(outputs, (dict, TensorDictBase)):
         outputs = tuple(outputs[key] for key in out_keys)
     elif not isinstance(outputs, tuple):
         outputs = (outputs,)
@@ -112,7 +114,7 @@ def write_outputs(module, tensordict: TensorDictBase, outputs,
             continue
         if key in projections:
             value = projections[key].project(value)
-        if not isinstance(value, (torch.Tensor, TensorDictBase)):
+        if not isinstance(value, torch.Tensor) and not isinstance(value, TensorDictBase):
             value = TensorDict.from_any(value)
         write_entry(tensordict, key, value)
     return tensordict
@@ -174,8 +176,8 @@ class DirectCall:
         return True
 
     def forward(self, *args, **kwargs):
-        if (self._direct and len(args) == 1 and not kwargs
-                and isinstance(args[0], TensorDictBase) and not skip_existing()):
+        if (self._direct and len(args) == 1 and not kwargs and (type(args[0]) is TensorDict
+                or isinstance(args[0], TensorDictBase)) and not skip_existing()):
             return self._forward_td(args[0])
         return self._fallback(*args, **kwargs)
 
