@@ -74,8 +74,9 @@ def step_mdp(tensordict: TensorDictBase, next_tensordict: TensorDictBase | None 
     out = nxt.empty()
     if (keep_other and type(tensordict) is TensorDict and type(nxt) is TensorDict
             and nxt.batch_size == tensordict.batch_size and nxt.device == tensordict.device):
-        _copy_flat(tensordict, nxt, out, excluded)
-    elif keep_other:
+        _copy_flat(tensordict, nxt, out, excluded)  # the root's entries, then "next"'s
+        return out if next_tensordict is None else next_tensordict.update(out)
+    if keep_other:
         _copy_leaves(tensordict, out, excluded | {(NEXT,)})
     elif not exclude_action:  # only the action comes along from the root
         for key in (action_keys if isinstance(action_keys, list) else [action_keys]):
