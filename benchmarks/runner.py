@@ -52,6 +52,18 @@ def ratios(times: dict[str, dict], goals: dict) -> dict[str, float]:
     return out
 
 
+def paired_ratios(times: dict[str, dict]) -> dict[str, float]:
+    """``rlmods/<other>`` as the median over rounds of the two candidates' ratio in that round.
+
+    Two candidates timed one after the other in a round see nearly the same load, so this
+    statistic also resists a load that drifts over the run. Reported next to ``ratios`` (the
+    ratios of the medians, which the goals read).
+    """
+    ours = times[RLMODS]["rounds_us"]
+    return {f"{RLMODS}/{name}": statistics.median(a / b for a, b in zip(ours, t["rounds_us"]))
+            for name, t in times.items() if name != RLMODS}
+
+
 def run_case(case: Case, setting: Setting, rounds: int, min_run_time: float) -> dict:
     candidates = case.build(setting)
     missing = {RLMODS, TORCH} - set(candidates)
@@ -66,6 +78,7 @@ def run_case(case: Case, setting: Setting, rounds: int, min_run_time: float) -> 
               "goals": goals}
     result["met"] = {key: result["ratios"][key] <= bound for key, bound in goals.items()
                      if key in result["ratios"]}
+    result["paired_ratios"] = paired_ratios(times)
     if case.steps is not None:
         steps = case.steps(setting)
         result["steps"] = steps
@@ -82,8 +95,8 @@ def run_cases(names=None, device="cpu", quick=False, compile=False, rounds=None,
     unknown = set(names or []) - {c.name for c in cases.values()} - {c.family for c in cases.values()}
     if unknown:
         raise ValueError(f"benchmarks: unknown cases {sorted(unknown)}, known: {sorted(cases)}.")
-    rounds = rounds or (2 if quick else 7)
-    min_run_time = min_run_time or (0.002 if quick else 0.1)
+    rounds = rounds or (2 if quick else 21)
+    min_run_time = min_run_time or (0.002 if quick else 0.03)
     torch.set_num_threads(1)
     report = {"meta": _meta(device, quick, rounds, min_run_time), "results": []}
     for case in selected:
@@ -159,9 +172,9 @@ def main(argv=None) -> dict:
                         help="also time torch.compile'd rlmods modules (slow to build)")
     parser.add_argument("--cases", nargs="+", metavar="NAME", help="case or family names")
     parser.add_argument("--batches", nargs="+", type=int, help="override the batch sizes")
-    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 7; quick 2)")
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default 21; quick 2)")
     parser.add_argument("--min-run-time", type=float,
-                        help="seconds per candidate per round (default 0.1; quick 0.002)")
+                        help="seconds per candidate per round (default 0.03; quick 0.002)")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     args = parser.parse_args(argv)
     if args.list:

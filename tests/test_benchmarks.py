@@ -53,6 +53,9 @@ def test_quick_run_reports_medians_spread_and_ratios_of_medians(quick_report):
             rlmods / times[TORCHRL]["median_us"])
         assert result["met"] == {key: result["ratios"][key] <= bound
                                  for key, bound in result["goals"].items()}
+        rounds = zip(times[RLMODS]["rounds_us"], times[TORCH]["rounds_us"])
+        assert result["paired_ratios"]["rlmods/torch"] == pytest.approx(
+            statistics.median(a / b for a, b in rounds))
 
 
 def test_rollouts_report_steps_per_second(quick_report):
