@@ -11,6 +11,8 @@ Built in chapter *Safe modules and actors*.
 
 from __future__ import annotations
 
+import functools
+import types
 from typing import Sequence
 
 import torch
@@ -20,6 +22,7 @@ from tensordict.nn import (TensorDictModule, TensorDictModuleBase, TensorDictSeq
 from tensordict.nn.distributions import Delta
 from tensordict.utils import NestedKey, expand_as_right
 from torch import nn
+from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
 
 from rlmods._checks import InvalidTypeError, InvalidValueError, key_str, require_key
 from rlmods._keys import ACTION, IGNORE, IS_INIT, OBSERVATION
@@ -58,47 +61,152 @@ def unbatched_spec(spec: TensorSpec) -> TensorSpec:
     return spec
 
 
-def short_path_ok(module: TensorDictModule, args, kwargs) -> bool:
-    """Whether ``module(*args, **kwargs)`` is the plain call that ``call_td_module`` runs."""
-    return (len(args) == 1 and not kwargs and isinstance(args[0], TensorDictBase)
-            and module._kwargs is None and module.method is None and not module._get_kwargs
-            and module.inplace is True and not skip_existing())
+def read_entry(tensordict: TensorDictBase, key: NestedKey, owner) -> torch.Tensor:
+    """``tensordict[key]``, or a one-line KeyError that names the key and ``owner``'s class.
 
-
-def _check_one_per_out_key(outputs: tuple, out_keys: list, owner: str) -> None:
-    if len(outputs) != len(out_keys):  # torchrl: RuntimeError
-        raise InvalidValueError(f"{owner}: the module must return one tensor per out_key "
-                                f"({len(out_keys)}: {out_keys}), got {len(outputs)}.")
-
-
-def call_td_module(module: TensorDictModule, tensordict: TensorDictBase,
-                   projections: dict) -> TensorDictBase:
-    """Read ``module.in_keys``, call ``module.module``, write each out_key with ``set``.
-
-    The short path of a TensorDict module's forward: no ``TensorDict.from_any`` per output
-    (tensordict 0.14's write path: a chain of type checks, and a ``sys.path`` scan for pandas
-    on every call when pandas is not installed).
-    ``projections`` maps out_keys to the specs their values are projected into.
+    A string key of a plain ``TensorDict`` is read with its ``_get_str``: ``get`` first turns
+    the key into a tuple and sorts out its arguments, most of a 0.5 µs read at batch 1.
     """
-    owner = type(module).__name__
-    inputs = [tensordict.get(key, None) for key in module.in_keys]
-    for key, value in zip(module.in_keys, inputs):
-        if value is None:
-            require_key(tensordict, key, owner)
-    outputs = module.module(*inputs)
-    out_keys = module.out_keys_source
-    if isinstance(outputs, (dict, TensorDictBase)):
+    if type(key) is str and type(tensordict) is TensorDict:
+        value = tensordict._get_str(key, None)
+    else:
+        value = tensordict.get(key, None)
+    return require_key(tensordict, key, type(owner).__name__) if value is None else value
+
+
+def write_entry(tensordict: TensorDictBase, key: NestedKey, value) -> None:
+    """``tensordict.set(key, value)``, by the cheapest path that checks what ``set`` checks.
+
+    A tensor under a string key of a plain ``TensorDict`` whose batch dims and device already
+    match is stored with ``_set_str(validated=True)``: ``set`` would run tensordict's general
+    validation (about 1 µs at batch 1). Everything else goes through ``set``, never through
+    ``TensorDict.from_any`` (tensordict 0.14's module writer: a chain of type checks and, on
+    every call where pandas is not installed, a scan of ``sys.path``).
+    """
+    if (type(key) is str and type(tensordict) is TensorDict and isinstance(value, torch.Tensor)
+            and value.shape[:tensordict.batch_dims] == tensordict.batch_size
+            and (tensordict.device is None or value.device == tensordict.device)):
+        tensordict._set_str(key, value, inplace=False, validated=True)
+    else:
+        tensordict.set(key, value)
+
+
+def write_outputs(module, tensordict: TensorDictBase, outputs,
+                  out_keys: list | None = None) -> TensorDictBase:
+    """Write one output per out_key (``"_"`` skips one), projected where ``module`` is safe.
+
+    The one writer of rlmods' TensorDict modules, on the plain call and on tensordict's
+    general forward alike. ``outputs`` is a tensor, a tuple, or a dict keyed by out_keys.
+    """
+    out_keys = module.out_keys_source if out_keys is None else out_keys
+    if isinstance(outputs, torch.Tensor):  # the common case first: an ABC's isinstance is slow
+        outputs = (outputs,)
+    elif isinstance(outputs, (dict, TensorDictBase)):
         outputs = tuple(outputs[key] for key in out_keys)
     elif not isinstance(outputs, tuple):
         outputs = (outputs,)
-    _check_one_per_out_key(outputs, out_keys, owner)
+    if len(outputs) != len(out_keys):  # torchrl: RuntimeError
+        raise InvalidValueError(f"{type(module).__name__}: the module must return one tensor per "
+                                f"out_key ({len(out_keys)}: {out_keys}), got {len(outputs)}.")
+    projections = module._projections if getattr(module, "safe", False) else {}
     for key, value in zip(out_keys, outputs):
-        if key != IGNORE:
-            tensordict.set(key, projections[key].project(value) if key in projections else value)
+        if key == IGNORE:
+            continue
+        if key in projections:
+            value = projections[key].project(value)
+        if not isinstance(value, torch.Tensor) and not isinstance(value, TensorDictBase):
+            value = TensorDict.from_any(value)
+        write_entry(tensordict, key, value)
     return tensordict
 
 
-class SafeModule(TensorDictModule):
+def call_td_module(module: TensorDictModule, tensordict: TensorDictBase) -> TensorDictBase:
+    """The plain call of a TensorDict module: read ``in_keys``, call ``module.module``, write."""
+    inputs = [read_entry(tensordict, key, module) for key in module.in_keys]
+    return write_outputs(module, tensordict, module.module(*inputs))
+
+
+def own_code(function):
+    """A copy of ``function`` with a code object of its own.
+
+    ``torch.compile`` keeps the graphs it compiles on the code object of the frame it starts
+    from, and allows ``torch._dynamo.config.recompile_limit`` (8) of them. Modules that share
+    one ``forward`` but read different keys would share those 8 and fail at the ninth; with a
+    copy per module, each module has its own budget.
+    """
+    copy = types.FunctionType(function.__code__.replace(), function.__globals__,
+                              function.__name__, function.__defaults__, function.__closure__)
+    copy.__kwdefaults__, copy.__qualname__ = function.__kwdefaults__, function.__qualname__
+    return copy
+
+
+class DirectCall:
+    """Mixin: the plain call ``module(td)`` runs ``_forward_td``, any other call ``_fallback``.
+
+    The plain call is ``module(tensordict)`` on one tensordict outside ``set_skip_existing``,
+    on a module whose configuration allows it (``_direct``, decided at construction by
+    ``_direct_ok``). A subclass implements ``_forward_td(tensordict)`` (read the keys,
+    compute, write in place) and, where tensordict's general forward does more (keyword
+    tensors, ``tensordict_out``...), ``_fallback``, which must give the same outputs.
+    Sequences call their steps' ``_forward_td`` directly (``sequence_step``). Each module
+    runs its own copy of ``forward`` (``own_code``), made when it is created or copied.
+    """
+
+    _direct = True
+
+    def __new__(cls, *args, **kwargs):
+        module = super().__new__(cls, *args, **kwargs)
+        module._own_forward()
+        return module
+
+    def _own_forward(self) -> None:
+        self.__dict__["forward"] = types.MethodType(own_code(type(self).forward), self)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("forward", None)  # a bound copy: made again by __setstate__
+        return state
+
+    def __setstate__(self, state) -> None:
+        super().__setstate__(state)
+        self._own_forward()
+
+    def _direct_ok(self) -> bool:
+        """Whether this module's configuration allows the plain call (read at construction)."""
+        return True
+
+    def forward(self, *args, **kwargs):
+        if (self._direct and len(args) == 1 and not kwargs and (type(args[0]) is TensorDict
+                or isinstance(args[0], TensorDictBase)) and not skip_existing()):
+            return self._forward_td(args[0])
+        return self._fallback(*args, **kwargs)
+
+    def _fallback(self, *args, **kwargs):
+        return self._forward_td(*args, **kwargs)
+
+
+def has_hooks(module: nn.Module) -> bool:
+    """Whether calling ``module`` runs hooks, which a direct step would skip."""
+    return bool(module._forward_hooks or module._forward_pre_hooks or module._backward_hooks
+                or module._backward_pre_hooks or _global_forward_hooks
+                or _global_forward_pre_hooks)
+
+
+def sequence_step(module: nn.Module):
+    """What a sequence calls for ``module``: its ``_forward_td``, or the module itself.
+
+    The direct step applies to a ``DirectCall`` module whose ``forward`` is ``DirectCall``'s
+    and whose configuration allows the plain call; a plain ``TensorDictModule`` runs through
+    ``SafeModule``'s reader and writer. Any other module is called as usual.
+    """
+    if type(module).forward is DirectCall.forward and module._direct:
+        return module._forward_td
+    if type(module) is TensorDictModule and SafeModule._direct_ok(module):
+        return functools.partial(call_td_module, module)
+    return None
+
+
+class SafeModule(DirectCall, TensorDictModule):
     """A ``TensorDictModule`` with an output spec; ``safe=True`` projects outputs into it.
 
     Reads ``in_keys``, writes ``out_keys`` (shapes as the wrapped module returns them).
@@ -128,6 +236,7 @@ class SafeModule(TensorDictModule):
                  safe: bool = False, inplace: bool | str = True):
         super().__init__(module, in_keys, out_keys, inplace=inplace)
         self.register_spec(safe=safe, spec=spec)
+        self._direct = self._direct_ok()
 
     def register_spec(self, safe: bool, spec) -> None:
         """Store ``spec`` as a Composite keyed by out_keys and prepare the projections."""
@@ -153,33 +262,25 @@ class SafeModule(TensorDictModule):
         self._projections = {key: unbatched_spec(spec[key]) for key in leaves
                              if spec[key] is not None and not isinstance(spec[key], Composite)}
 
-    def forward(self, *args, **kwargs) -> TensorDictBase:
-        """Read in_keys, call the module, project (``safe=True``), write out_keys with ``set``.
+    def _direct_ok(self) -> bool:
+        """The plain call: in_keys passed in order to the module's ``__call__``, in place."""
+        return (self._kwargs is None and self.method is None and not self._get_kwargs
+                and self.inplace is True)
 
-        The common call ``module(tensordict)`` takes the short path ``call_td_module``; anything
-        else (keyword tensors, ``tensordict_out``, dict in_keys, ``method``, ``set_skip_existing``)
-        goes through ``TensorDictModule.forward``, which writes through the method below.
-        """
-        if short_path_ok(self, args, kwargs):
-            return call_td_module(self, args[0], self._projections if self.safe else {})
+    def _forward_td(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """The plain call ``module(tensordict)``: read in_keys, call the module, write out_keys."""
+        return call_td_module(self, tensordict)
+
+    def _fallback(self, *args, **kwargs):
+        """Keyword tensors, ``tensordict_out``, ``method``...: tensordict's forward, our writer."""
         return TensorDictModule.forward(self, *args, **kwargs)
 
     def _write_to_tensordict(self, tensordict, tensors, tensordict_out=None, out_keys=None):
-        out_keys = self.out_keys_source if out_keys is None else out_keys
         if tensordict_out is None and self.inplace is True:
             tensordict_out = tensordict
         elif tensordict_out is None:
             tensordict_out = tensordict.empty() if self.inplace == "empty" else TensorDict()
-        _check_one_per_out_key(tensors, out_keys, type(self).__name__)
-        for key, tensor in zip(out_keys, tensors):
-            if key == IGNORE:
-                continue
-            if self.safe and key in self._projections:
-                tensor = self._projections[key].project(tensor)
-            if not isinstance(tensor, (torch.Tensor, TensorDictBase)):
-                tensor = TensorDict.from_any(tensor)
-            tensordict_out.set(key, tensor)
-        return tensordict_out
+        return write_outputs(self, tensordict_out, tensors, out_keys)
 
     def random(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Write a draw from the first out_key's spec (shaped like ``tensordict``'s batch)."""
@@ -232,6 +333,31 @@ class SafeSequential(TensorDictSequential, SafeModule):
         super(TensorDictSequential, self).__init__(
             spec=spec, module=nn.ModuleList(list(modules)), in_keys=in_keys, out_keys=out_keys,
             inplace=inplace)
+        self._steps = [(module, sequence_step(module)) for module in modules]
+
+    forward = DirectCall.forward
+
+    def _direct_ok(self) -> bool:
+        """Every module runs, in place, and every key is returned."""
+        return (not self.partial_tolerant and self.inplace in (None, True)
+                and not self._select_before_return)
+
+    def _forward_td(self, tensordict: TensorDictBase) -> TensorDictBase:
+        """Run each module in turn: its direct step, or its ``__call__`` where it has hooks."""
+        for module, step in self._steps:
+            if step is None or has_hooks(module):
+                tensordict = module(tensordict)
+            else:
+                tensordict = step(tensordict)
+        return tensordict
+
+    def _fallback(self, *args, **kwargs):
+        return TensorDictSequential.forward(self, *args, **kwargs)
+
+    def select_out_keys(self, *out_keys) -> "SafeSequential":
+        out = TensorDictSequential.select_out_keys(self, *out_keys)
+        self._direct = self._direct_ok()
+        return out
 
 
 class Actor(SafeModule):

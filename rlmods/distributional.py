@@ -15,7 +15,7 @@ from tensordict.nn import TensorDictModuleBase, dispatch
 
 from rlmods._checks import InvalidValueError, require_key, shape_str, validate_args
 from rlmods._keys import ACTION, ACTION_VALUE
-from rlmods.actors import SafeSequential
+from rlmods.actors import SafeSequential, read_entry, write_entry
 from rlmods.qvalue import QValueActor, QValueHook, QValueModule, greedy_action, mask_values
 
 
@@ -130,10 +130,8 @@ class DistributionalQValueModule(QValueModule):
             mask = mask.any(-2)
         return mask  # (*batch, n)
 
-    @dispatch(auto_batch_size=False)
-    def forward(self, tensordict):
-        owner = type(self).__name__
-        log_probs = require_key(tensordict, self.in_keys[0], owner)  # (*batch, atoms, n)
+    def _forward_td(self, tensordict):
+        log_probs = read_entry(tensordict, self.in_keys[0], self)  # (*batch, atoms, n)
         self._check_log_probs(log_probs)
         values = expected_value(log_probs, self.support.to(log_probs.device))  # (*batch, n)
         if self.action_mask_key is not None:
@@ -141,8 +139,8 @@ class DistributionalQValueModule(QValueModule):
         action = greedy_action(values, self.action_space, self.var_nums)
         if self.safe:
             action = self._action_spec.project(action)
-        tensordict.set(self.out_keys[0], action)
-        tensordict.set(self.out_keys[1], log_probs)
+        write_entry(tensordict, self.out_keys[0], action)
+        write_entry(tensordict, self.out_keys[1], log_probs)
         return tensordict
 
 

@@ -72,6 +72,10 @@ def step_mdp(tensordict: TensorDictBase, next_tensordict: TensorDictBase | None 
             excluded |= {_key_tuple(key) for key in (keys if isinstance(keys, list) else [keys])}
     nxt = tensordict.get(NEXT)
     out = nxt.empty()
+    if (keep_other and type(tensordict) is TensorDict and type(nxt) is TensorDict
+            and nxt.batch_size == tensordict.batch_size and nxt.device == tensordict.device):
+        _copy_flat(tensordict, nxt, out, excluded)  # the root's entries, then "next"'s
+        return out if next_tensordict is None else next_tensordict.update(out)
     if keep_other:
         _copy_leaves(tensordict, out, excluded | {(NEXT,)})
     elif not exclude_action:  # only the action comes along from the root
@@ -84,6 +88,25 @@ def step_mdp(tensordict: TensorDictBase, next_tensordict: TensorDictBase | None 
 def _key_tuple(key) -> tuple:
     key = unravel_key(key)
     return key if isinstance(key, tuple) else (key,)
+
+
+def _copy_flat(root: TensorDict, nxt: TensorDict, out: TensorDict, excluded: set) -> None:
+    """``step_mdp``'s common case: root then ``"next"`` entries, top-level ones stored directly.
+
+    Both tensordicts have ``out``'s batch size and device, so their top-level tensors are
+    valid entries of ``out`` as they are: ``_set_str(validated=True)`` skips ``set``'s
+    checks. Nested entries are merged leaf by leaf (``_copy_leaves``).
+    """
+    for source, skip in ((root, excluded | {(NEXT,)}), (nxt, excluded)):
+        for key, value in source.items():
+            if (key,) in skip:
+                continue
+            if isinstance(value, torch.Tensor):
+                out._set_str(key, value, inplace=False, validated=True)
+            elif isinstance(value, TensorDictBase):
+                _copy_leaves(value, out, skip, (key,))
+            else:
+                out.set(key, value)
 
 
 def _copy_leaves(source: TensorDictBase, out: TensorDictBase, excluded: set,
@@ -203,6 +226,7 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         self.run_type_checks = run_type_checks
         self.allow_done_after_reset = allow_done_after_reset
         self.spec_locked, self._built = spec_locked, False  # _built: set by the metaclass
+        self._leaves_cache = {}
         self.full_observation_spec = Composite(shape=self.batch_size)
         self.full_state_spec = Composite(shape=self.batch_size)
         self.full_action_spec = Composite(shape=self.batch_size)
@@ -227,29 +251,44 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
     done_spec = _spec_property("full_done_spec", DONE, leaf=True)
     state_spec = _spec_property("full_state_spec", "state", leaf=False)
 
+    def _leaves(self, full: str) -> list:
+        """``[(key, leaf spec)]`` of ``self.<full>``, kept while that spec is locked.
+
+        A locked spec cannot change in place (a new one can be set), so ``step`` and
+        ``rollout`` read its leaves once instead of walking the Composite at every step.
+        """
+        spec = getattr(self, full)
+        cached = self._leaves_cache.get(full)
+        if cached is not None and cached[0] is spec and spec.is_locked:
+            return cached[1]
+        leaves = [(key, spec[key]) for key in spec.keys(True, True)]
+        if spec.is_locked:
+            self._leaves_cache[full] = (spec, leaves)
+        return leaves
+
     @property
     def action_keys(self) -> list:
-        return list(self.full_action_spec.keys(True, True))
+        return [key for key, _ in self._leaves("full_action_spec")]
 
     @property
     def reward_keys(self) -> list:
-        return list(self.full_reward_spec.keys(True, True))
+        return [key for key, _ in self._leaves("full_reward_spec")]
 
     @property
     def done_keys(self) -> list:
-        return list(self.full_done_spec.keys(True, True))
+        return [key for key, _ in self._leaves("full_done_spec")]
 
     @property
     def observation_keys(self) -> list:
-        return list(self.full_observation_spec.keys(True, True))
+        return [key for key, _ in self._leaves("full_observation_spec")]
 
     @property
     def action_key(self):
-        return self.action_keys[0]
+        return self._leaves("full_action_spec")[0][0]
 
     @property
     def reward_key(self):
-        return self.reward_keys[0]
+        return self._leaves("full_reward_spec")[0][0]
 
     @property
     def specs(self) -> Composite:
@@ -278,9 +317,9 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
             tensordict.set(DONE, done)
         elif TERMINATED in self.full_done_spec.keys() and TERMINATED not in keys and DONE in keys:
             tensordict.set(TERMINATED, tensordict.get(DONE))
-        for key in self.done_keys:
-            if key not in tensordict.keys(True):
-                tensordict.set(key, self.full_done_spec[key].zero())
+        for key, spec in self._leaves("full_done_spec"):
+            if tensordict.get(key, None) is None:
+                tensordict.set(key, spec.zero())
         return tensordict
 
     def reset(self, tensordict: TensorDictBase | None = None, *, set_state: bool | None = None,
@@ -321,9 +360,8 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
     def _check_action(self, tensordict: TensorDictBase) -> None:
         """The action's shape always; its values while ``validate_args(self.run_type_checks)``."""
         owner = type(self).__name__
-        for key in self.action_keys:
+        for key, spec in self._leaves("full_action_spec"):
             action = require_key(tensordict, key, owner)
-            spec = self.full_action_spec[key]
             # a batch-unlocked env takes any leading dims before the per-sample shape
             want = spec.shape if self.batch_locked else spec.shape[len(self.batch_size):]
             got = action.shape if self.batch_locked else action.shape[action.ndim - len(want):]
@@ -375,8 +413,7 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
         if tensordict is None:
             tensordict = TensorDict(batch_size=self.batch_size, device=self.device)
-        for key in self.action_keys:
-            spec = self.full_action_spec[key]
+        for key, spec in self._leaves("full_action_spec"):
             tensordict.set(key, spec.rand())
         return tensordict
 
@@ -481,8 +518,10 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         """The policy's action (a random one when ``policy`` is None), checked for its key."""
         if policy is None:
             return self.rand_action(tensordict)
-        tensordict.update(policy(tensordict))
-        for key in self.action_keys:
+        out = policy(tensordict)
+        if out is not tensordict:  # a policy that writes in place returns its input
+            tensordict.update(out)
+        for key, _ in self._leaves("full_action_spec"):
             if tensordict.get(key, None) is None:
                 written = sorted(map(str, tensordict.keys(True, True)))
                 raise KeyError(f"{type(self).__name__}.rollout: the policy must write the "
@@ -493,6 +532,7 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
                        all_done: bool) -> list:
         """The transitions of ``rollout``: act, step, store, move time forward."""
         steps, running = [], None  # running: the entries still stepping (break_when_all_done)
+        action_keys, reward_keys = self.action_keys, self.reward_keys
         for t in range(max_steps):
             tensordict = self.step(self._act(tensordict, policy))
             done = tensordict.get((NEXT, DONE)).reshape(self.batch_size)
@@ -501,8 +541,7 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
             steps.append(tensordict)
             if t == max_steps - 1:
                 break
-            root = step_mdp(tensordict, action_keys=self.action_keys,
-                            reward_keys=self.reward_keys)
+            root = step_mdp(tensordict, action_keys=action_keys, reward_keys=reward_keys)
             if all_done:
                 running = ~done if running is None else running & ~done
                 if not running.any():
@@ -634,7 +673,7 @@ class GymEnv(EnvBase):
         return value.item() if isinstance(spec, Categorical) and value.ndim == 0 else value
 
     def _step(self, tensordict: TensorDictBase) -> TensorDict:
-        action = self._to_gym(tensordict.get(self.action_key))
+        action = self._to_gym(tensordict.get(self._leaves("full_action_spec")[0][0]))
         reward = 0.0
         for _ in range(self.frame_skip):
             observation, r, terminated, truncated, _ = self._env.step(action)
@@ -642,10 +681,12 @@ class GymEnv(EnvBase):
             if terminated or truncated:
                 break
         out = self._observation(observation)
-        out.set(REWARD, self.reward_spec.encode([reward]))
-        flags = {TERMINATED: terminated, TRUNCATED: truncated, DONE: terminated or truncated}
-        for key, flag in flags.items():
-            out.set(key, self.full_done_spec[key].encode([bool(flag)]))
+        specs = dict((*self._leaves("full_reward_spec"), *self._leaves("full_done_spec")))
+        values = {REWARD: reward, TERMINATED: bool(terminated), TRUNCATED: bool(truncated),
+                  DONE: bool(terminated or truncated)}
+        for key, value in values.items():  # torch.full: a fifth of encode's cost for one number
+            spec = specs[key]
+            out.set(key, torch.full(spec.shape, value, dtype=spec.dtype, device=spec.device))
         return out
 
     def _set_seed(self, seed: int | None) -> None:

@@ -27,6 +27,7 @@ from rlmods._checks import (InvalidTypeError, InvalidValueError, check_trailing_
                             require_key, shape_str, validate_args)
 from rlmods._keys import ACTION, IS_INIT
 from rlmods._spec_args import as_composite, leaf_spec
+from rlmods.actors import DirectCall, read_entry, write_entry
 from rlmods.envs import ExplorationType, TensorDictPrimer, exploration_type
 from rlmods.nets import LAZY_LAYERS, NO_SHARED_BIAS
 from rlmods.specs import Composite, TensorSpec, Unbounded
@@ -47,7 +48,7 @@ def _required_spec(spec, action_key, owner: str) -> TensorSpec:
     return leaf_spec(spec, action_key, owner)
 
 
-class _Annealed(TensorDictModuleBase):
+class _Annealed(DirectCall, TensorDictModuleBase):
     """A noise scale that goes linearly from ``<name>_init`` to ``<name>_end`` with ``step()``.
 
     The scale is a buffer (``eps`` or ``sigma``, as in torchrl's state_dict); ``repr`` and
@@ -107,9 +108,9 @@ class _Annealed(TensorDictModuleBase):
 
         For a nested key such as ``("agents", "action")`` that is the sub-tensordict's.
         """
-        owner = type(self).__name__
-        action = require_key(tensordict, self.action_key, owner)
-        check_trailing_shape(action, self._action_spec.shape, owner, key_str(self.action_key))
+        action = read_entry(tensordict, self.action_key, self)
+        check_trailing_shape(action, self._action_spec.shape, type(self).__name__,
+                             key_str(self.action_key))
         nested = isinstance(self.action_key, tuple) and len(self.action_key) > 1
         holder = tensordict.get(self.action_key[:-1]) if nested else tensordict
         return action, holder.batch_size
@@ -204,13 +205,13 @@ class EGreedyModule(_Annealed):
                             "Categorical, MultiOneHot, MultiCategorical), got "
                             f"{type(self._action_spec).__name__}.")
 
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+    def _forward_td(self, tensordict: TensorDictBase) -> TensorDictBase:
         if not _exploring():
             return tensordict
         action, batch_shape = self._read_action(tensordict)
         explore = torch.rand(batch_shape, device=self.eps.device) < self.eps  # (*B,), drawn first
         random_action = self._random_action(tensordict, action)
-        tensordict.set(self.action_key, egreedy_action(action, random_action, explore))
+        write_entry(tensordict, self.action_key, egreedy_action(action, random_action, explore))
         return tensordict
 
     def _random_action(self, tensordict: TensorDictBase, action: torch.Tensor) -> torch.Tensor:
@@ -219,7 +220,7 @@ class EGreedyModule(_Annealed):
         if self.action_mask_key is None:
             return spec.rand(action.shape[:action.ndim - spec.ndim])
         mask = require_key(tensordict, self.action_mask_key, "EGreedyModule")
-        if validate_args():  # reads the mask's values: a GPU sync
+        if validate_args() and not torch.compiler.is_compiling():  # reads values: a GPU sync
             groups = getattr(spec, "nvec", None) or [mask.shape[-1]]
             _check_action_mask(mask, groups, "EGreedyModule", key_str(self.action_mask_key))
         spec = spec.expand(action.shape) if spec.shape != action.shape else spec.clone()
@@ -278,7 +279,7 @@ class AdditiveGaussianModule(_Annealed):
     def spec(self, value: TensorSpec) -> None:
         self._set_spec(value)
 
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+    def _forward_td(self, tensordict: TensorDictBase) -> TensorDictBase:
         if not _exploring():
             return tensordict
         if self._action_spec is None:
@@ -288,7 +289,8 @@ class AdditiveGaussianModule(_Annealed):
         action, _ = self._read_action(tensordict)
         mean, std = self.mean.float().expand(action.shape), self.std.float().expand(action.shape)
         noise = torch.normal(mean, std).to(action.device)  # (*B, *A)
-        tensordict.set(self.action_key, self._action_spec.project(action + noise * self.sigma))
+        noisy = self._action_spec.project(action + noise * self.sigma)
+        write_entry(tensordict, self.action_key, noisy)
         return tensordict
 
 
@@ -394,7 +396,7 @@ class OrnsteinUhlenbeckProcessModule(_Annealed):
         missing = (1,) * (len(batch_shape) - is_init.ndim)
         return is_init.reshape(is_init.shape + missing).expand(batch_shape)
 
-    def forward(self, tensordict: TensorDictBase) -> TensorDictBase:
+    def _forward_td(self, tensordict: TensorDictBase) -> TensorDictBase:
         if not _exploring():
             return tensordict
         action, batch_shape = self._read_action(tensordict)

@@ -15,15 +15,15 @@ from typing import Sequence
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import (CompositeDistribution, InteractionType, ProbabilisticTensorDictModule,
-                           ProbabilisticTensorDictSequential, TensorDictModule, skip_existing)
+                           ProbabilisticTensorDictSequential, TensorDictModule)
 from tensordict.nn.probabilistic import interaction_type
 from tensordict.utils import NestedKey
 from torch import distributions as D
 
-from rlmods._checks import InvalidValueError, key_str, require_key
+from rlmods._checks import InvalidValueError, key_str
 from rlmods._keys import ACTION
 from rlmods._spec_args import as_composite
-from rlmods.actors import SafeModule, SafeSequential, call_td_module
+from rlmods.actors import DirectCall, SafeModule, SafeSequential, read_entry, write_entry
 from rlmods.distributions import Delta, MaskedOneHotCategorical, OneHotCategorical, OneHotOrdinal
 from rlmods.specs import (Binary, Categorical, Composite, MultiCategorical, MultiOneHot, OneHot,
                           TensorSpec)
@@ -88,7 +88,7 @@ def _sample(dist: D.Distribution, mode: InteractionType, n_empirical_estimate: i
         return (dist.rsample(shape) if dist.has_rsample else dist.sample(shape)).mean(0)
 
 
-class SafeProbabilisticModule(ProbabilisticTensorDictModule):
+class SafeProbabilisticModule(DirectCall, ProbabilisticTensorDictModule):
     """A ``ProbabilisticTensorDictModule`` with an output spec checked against the distribution.
 
     Reads the distribution parameters (``in_keys``), writes the sample (``out_keys``) and, with
@@ -143,6 +143,7 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
         self._set_spec(spec, safe)
         # tensordict re-derives log_prob_key on every access; it cannot change after init
         self._short_log_prob_key = self.log_prob_key if len(self._out_keys) == 1 else None
+        self._direct = self._direct_ok()
 
     def _set_spec(self, spec: TensorSpec | None, safe: bool) -> None:
         """Store ``spec`` as a Composite over the out_keys, checked against the distribution."""
@@ -160,24 +161,19 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
     random = SafeModule.random
     random_sample = SafeModule.random_sample
 
-    def _short_path(self, args: tuple, kwargs: dict) -> bool:
-        """Whether a call is the common one: one tensordict, one tensor-valued sample."""
-        return (len(args) == 1 and not kwargs and isinstance(args[0], TensorDictBase)
-                and len(self._out_keys) == 1 and self.num_samples is None
-                and self._generator is None and self._generator_key is None
-                and not skip_existing())
+    def _direct_ok(self) -> bool:
+        """The plain call writes one tensor-valued sample, with no generator or sample shape."""
+        return (len(self._out_keys) == 1 and self.num_samples is None
+                and self._generator is None and self._generator_key is None)
 
-    def forward(self, *args, **kwargs):
+    def _forward_td(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Build the distribution, pick the value, project it (``safe=True``), write it, log_prob.
 
-        The common call on one tensor-valued sample takes this short path; tensors passed as
-        keywords, num_samples, generators, composite distributions, ``tensordict_out`` and
-        ``set_skip_existing`` go through ``ProbabilisticTensorDictModule.forward`` (whose
-        output is then projected when ``safe=True``).
+        The plain call; tensors passed as keywords, num_samples, generators, composite
+        distributions, ``tensordict_out`` and ``set_skip_existing`` go through
+        ``ProbabilisticTensorDictModule.forward`` (whose output is then projected when
+        ``safe=True``).
         """
-        if not self._short_path(args, kwargs):
-            return self._fallback(*args, **kwargs)
-        tensordict = args[0]
         dist = self._build_dist(tensordict)
         mode = interaction_type() or self.default_interaction_type
         if (self.return_log_prob and mode is InteractionType.RANDOM
@@ -190,18 +186,16 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
         key = self._out_keys[0]
         if self.safe and key in self._projections:
             value = self._projections[key].project(value)
-        tensordict.set(key, value)
+        write_entry(tensordict, key, value)
         if log_prob is not None:
-            tensordict.set(self._short_log_prob_key, log_prob)
+            write_entry(tensordict, self._short_log_prob_key, log_prob)
         return tensordict
 
     def _build_dist(self, tensordict: TensorDictBase) -> D.Distribution:
         """``get_dist`` on the short path, with a one-line KeyError naming a missing parameter."""
         params = {}
         for dist_key, key in zip(self.dist_keys, self.in_keys):
-            value = tensordict.get(key, None)
-            if value is None:
-                value = require_key(tensordict, key, type(self).__name__)
+            value = read_entry(tensordict, key, self)
             params[dist_key if isinstance(dist_key, str) else dist_key[-1]] = value
         return self.distribution_class(**params, **self.distribution_kwargs)
 
@@ -231,16 +225,6 @@ class SafeProbabilisticModule(ProbabilisticTensorDictModule):
         return tensordict
 
 
-def _run(module, tensordict: TensorDictBase) -> TensorDictBase:
-    """``module(tensordict)``; a plain ``TensorDictModule`` runs through rlmods' short path."""
-    plain = (type(module) is TensorDictModule and module._kwargs is None and module.method is None
-             and not (module._forward_hooks or module._forward_pre_hooks)
-             and not module._get_kwargs and module.inplace is True)
-    if plain:
-        return call_td_module(module, tensordict, {})
-    return module(tensordict)
-
-
 class SafeProbabilisticTensorDictSequential(ProbabilisticTensorDictSequential, SafeSequential):
     """A ``ProbabilisticTensorDictSequential`` with a spec: modules, then a probabilistic module.
 
@@ -268,18 +252,13 @@ class SafeProbabilisticTensorDictSequential(ProbabilisticTensorDictSequential, S
         super(ProbabilisticTensorDictSequential, self).__init__(*modules,
                                                                 partial_tolerant=partial_tolerant)
 
-    def forward(self, *args, **kwargs) -> TensorDictBase:
-        """Run the modules in order; uncommon calls go through tensordict's forward."""
-        short = (len(args) == 1 and not kwargs and isinstance(args[0], TensorDictBase)
-                 and not self.partial_tolerant and self.inplace in (None, True)
-                 and not self._select_before_return and self._requires_sample
-                 and not skip_existing())
-        if not short:
-            return super().forward(*args, **kwargs)
-        tensordict = args[0]
-        for module in self.module:
-            tensordict = _run(module, tensordict)
-        return tensordict
+    forward = DirectCall.forward
+
+    def _direct_ok(self) -> bool:
+        return SafeSequential._direct_ok(self) and self._requires_sample
+
+    def _fallback(self, *args, **kwargs):
+        return ProbabilisticTensorDictSequential.forward(self, *args, **kwargs)
 
 
 def _default_out_keys(distribution_class, distribution_kwargs: dict) -> list:

@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from tensordict.nn import TensorDictModuleBase, dispatch
 from torch import nn
 
-from rlmods._checks import InvalidTypeError, InvalidValueError, require_key, shape_str
+from rlmods._checks import InvalidTypeError, InvalidValueError, shape_str
 from rlmods._keys import ACTION, ACTION_VALUE, CHOSEN_ACTION_VALUE, OBSERVATION
 from rlmods._spec_args import as_composite
-from rlmods.actors import SafeModule, SafeSequential
+from rlmods.actors import DirectCall, SafeModule, SafeSequential, read_entry, write_entry
 from rlmods.nets import MLP, ConvNet
 from rlmods.specs import (Binary, Categorical, Composite, MultiCategorical, MultiOneHot, OneHot,
                           TensorSpec)
@@ -170,7 +170,7 @@ def process_action_space(owner: str, action_space, spec, var_nums=None, action_k
     return action_space, action_spec, resolve_var_nums(owner, action_space, action_spec, var_nums)
 
 
-class QValueModule(TensorDictModuleBase):
+class QValueModule(DirectCall, TensorDictModuleBase):
     """Greedy action from action values (one-hot, categorical, multi-discrete, binary actions).
 
     Reads ``action_value`` ``(*batch, n)`` (and ``action_mask_key`` ``(*batch, n)``, bool);
@@ -275,24 +275,27 @@ class QValueModule(TensorDictModuleBase):
                                 f"{shape_str(target)} to match the spec, got shape "
                                 f"{shape_str(action.shape)}{hint}")
 
-    @dispatch(auto_batch_size=False)
-    def forward(self, tensordict):
-        owner = type(self).__name__
-        values = read = require_key(tensordict, self.in_keys[0], owner)  # (*batch, n)
+    def _forward_td(self, tensordict):
+        values = read = read_entry(tensordict, self.in_keys[0], self)  # (*batch, n)
         self._check_values(values)
         if self.action_mask_key is not None:
-            values = mask_values(values, require_key(tensordict, self.action_mask_key, owner))
+            values = mask_values(values, read_entry(tensordict, self.action_mask_key, self))
         action = greedy_action(values, self.action_space, self.var_nums)
         chosen = chosen_action_value(values, action, self.action_space, self.var_nums)  # (*B, 1)
         action = self._shape_action(action, values.shape[:-1])
         if self.safe:
             action = self._action_spec.project(action)
         action_key, values_key, chosen_key = self.out_keys
-        tensordict.set(action_key, action)
+        write_entry(tensordict, action_key, action)
         if values is not read or values_key != self.in_keys[0]:  # else it is already there
-            tensordict.set(values_key, values)
-        tensordict.set(chosen_key, chosen)
+            write_entry(tensordict, values_key, values)
+        write_entry(tensordict, chosen_key, chosen)
         return tensordict
+
+    @dispatch(auto_batch_size=False)
+    def _fallback(self, tensordict):
+        """Tensors in (``module(values)``, ``module(action_value=...)``), the out_keys' out."""
+        return self._forward_td(tensordict)
 
 
 class QValueHook:

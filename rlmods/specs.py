@@ -558,9 +558,10 @@ class OneHot(TensorSpec):
             shape, groups = self._mask_layout()
             mask = torch.as_tensor(mask, dtype=torch.bool, device=self.device)
             _check_trailing(mask, shape[-1:], type(self).__name__, "mask")
-            # Reads the mask's values (a GPU sync): behind the validation switch. torchrl
-            # fails later, inside torch.multinomial, with a RuntimeError.
-            if validate_args() and not all(g.any(-1).all() for g in mask.split(groups, -1)):
+            # Reads the mask's values (a GPU sync): behind the validation switch, and not in a
+            # compiled graph. torchrl fails later, inside torch.multinomial, with a RuntimeError.
+            check = validate_args() and not torch.compiler.is_compiling()
+            if check and not all(g.any(-1).all() for g in mask.split(groups, -1)):
                 raise InvalidValueError(f"{type(self).__name__}: mask must allow at least one "
                                         "category in every row, got a row of all False.")
             mask = mask.expand(shape)

@@ -801,3 +801,104 @@ def test_multistep_two_nested_chunk_containers_match_torchrl():
         results.append(torch.stack(steps))
     assert_close(results[0], results[1])
     assert results[0][:, 1, 0, 0].tolist() == [0.0, 10.0, 20.0, 0.0]
+
+
+# ---- the call plan: DirectCall, the direct steps of sequences, read_entry / write_entry --------
+
+def _plan_cases():
+    from rlmods import DistributionalQValueActor, EGreedyModule, QValueActor
+    yield "sequence", lambda: SafeSequential(SafeModule(_net(), ["observation"], ["hidden"]),
+                                             Actor(nn.Linear(2, 1), in_keys=["hidden"]))
+    yield "qvalue", lambda: QValueActor(_net(), spec=rlmods.Categorical(2))
+    yield "egreedy", lambda: SafeSequential(QValueActor(_net(), spec=OneHot(2)),
+                                            EGreedyModule(OneHot(2), 0.5))
+    yield "distributional", lambda: DistributionalQValueActor(
+        nn.Sequential(_net(), nn.Linear(2, 6), nn.Unflatten(-1, (3, 2))),
+        support=torch.linspace(-1.0, 1.0, 3), spec=rlmods.Categorical(2))
+
+
+@pytest.mark.parametrize("case", [name for name, _ in _plan_cases()])
+def test_sequence_direct_path_and_fallback_agree(case, monkeypatch):
+    make = dict(_plan_cases())[case]
+    module, data = make(), _data(batch=(6,))
+    torch.manual_seed(0)
+    general = module(data.clone(), tensordict_out=TensorDict(batch_size=[6]))  # the fallback
+    monkeypatch.setattr(type(module), "_fallback", lambda *args, **kwargs: 1 / 0)
+    torch.manual_seed(0)
+    direct = module(data.clone())  # never reaches _fallback
+    assert set(general.keys(True, True)) == set(module.out_keys)
+    for key in module.out_keys:
+        assert_close(direct[key], general[key], rtol=0, atol=0)
+
+
+def test_a_sequence_decides_its_steps_at_construction():
+    plain = TensorDictModule(nn.Linear(3, 2), ["observation"], ["hidden"])
+    keyword = TensorDictModule(nn.Linear(3, 2), ["observation"], ["other"], method="forward")
+    actor = Actor(nn.Linear(2, 1), in_keys=["hidden"])
+    seq = SafeSequential(plain, keyword, actor)
+    steps = [step for _, step in seq._steps]
+    assert steps[0].func is rlmods.actors.call_td_module and steps[1] is None
+    assert steps[2] == actor._forward_td
+    out = seq(_data())
+    assert_close(out["action"], actor.module(plain.module(_data()["observation"])))
+
+
+def test_a_step_with_hooks_is_called_with_its_hooks():
+    first = SafeModule(_net(), ["observation"], ["hidden"])
+    seq = SafeSequential(first, Actor(nn.Linear(2, 1), in_keys=["hidden"]))
+    seen = []
+    first.register_forward_hook(lambda module, args, out: seen.append("post"))
+    first.register_forward_pre_hook(lambda module, args: seen.append("pre"))
+    seq(_data())
+    assert seen == ["pre", "post"]
+
+
+def test_select_out_keys_moves_a_sequence_to_the_fallback():
+    seq = SafeSequential(SafeModule(_net(), ["observation"], ["hidden"]),
+                         Actor(nn.Linear(2, 1), in_keys=["hidden"]))
+    assert seq._direct
+    seq.select_out_keys("action")
+    out = seq(_data())
+    assert not seq._direct and "hidden" not in out.keys() and "action" in out.keys()
+
+
+@pytest.mark.parametrize("kwargs", [{"inplace": False}, {"inplace": "empty"}])
+def test_a_module_whose_configuration_needs_the_fallback_takes_it(kwargs):
+    module = SafeModule(_net(), ["observation"], ["action"], **kwargs)
+    data = _data()
+    out = module(data)
+    assert not module._direct and out is not data and "observation" not in out.keys()
+    assert_close(out["action"], module.module(data["observation"]))
+
+
+def test_each_module_runs_its_own_copy_of_forward_and_so_do_its_copies(tmp_path):
+    import copy
+    first, second = Actor(_net()), Actor(_net())
+    code = type(first).forward.__code__
+    assert first.forward.__code__ is not code and first.forward.__code__ == code
+    assert first.forward.__code__ is not second.forward.__code__
+    for clone in (copy.copy(first), copy.deepcopy(first)):
+        assert clone.forward.__self__ is clone and clone.forward.__code__ is not code
+    torch.save(first, tmp_path / "actor.pt")
+    loaded = torch.load(tmp_path / "actor.pt", weights_only=False)
+    assert loaded.forward.__self__ is loaded
+    assert_close(loaded(_data())["action"], first(_data())["action"])
+
+
+def test_write_entry_checks_what_set_checks():
+    from rlmods.actors import read_entry, write_entry
+    data = TensorDict(observation=torch.zeros(4, 3), batch_size=[4])
+    write_entry(data, "action", torch.ones(4, 2))
+    write_entry(data, ("agent", "action"), torch.ones(4, 2))  # nested: through set
+    assert data["action"].shape == (4, 2) and data["agent", "action"].shape == (4, 2)
+    with pytest.raises(RuntimeError, match="batch dimension mismatch"):
+        write_entry(data, "action", torch.ones(3, 2))
+    locked = data.clone().lock_()
+    with pytest.raises(RuntimeError, match="locked"):
+        write_entry(locked, "action", torch.ones(4, 2))
+    on_meta = TensorDict(batch_size=[4], device="meta")
+    write_entry(on_meta, "action", torch.ones(4, 2))  # cast to the tensordict's device by set
+    assert on_meta["action"].device.type == "meta"
+    assert read_entry(data, ("agent", "action"), None) is data["agent", "action"]
+    with pytest.raises(KeyError, match="Actor: expected key .*missing.* in the input tensordict"):
+        read_entry(data, "missing", Actor(_net()))

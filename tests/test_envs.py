@@ -824,3 +824,42 @@ def test_gym_env_takes_envbase_flags_like_torchrl():
     assert ours.allow_done_after_reset
     with pytest.raises(InvalidValueError, match="GymEnv: auto_reset=True"):
         GymEnv("Pendulum-v1", auto_reset=True)
+
+
+# ---- the rollout hot path: step_mdp's flat copy, the cached leaves of locked specs -----------
+
+def _transition(batch=(2,)):
+    return TensorDict({"observation": torch.randn(*batch, 3), "action": torch.randn(*batch, 1),
+                       "hidden": torch.randn(*batch, 4), "agent": {"memory": torch.zeros(*batch, 2)},
+                       "next": {"observation": torch.randn(*batch, 3),
+                                "reward": torch.randn(*batch, 1),
+                                "done": torch.zeros(*batch, 1, dtype=torch.bool),
+                                "agent": {"state": torch.ones(*batch, 2)}}}, batch_size=batch)
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"exclude_done": True}, {"exclude_reward": False},
+                                    {"exclude_action": False}, {"keep_other": False}])
+def test_step_mdp_flat_copy_equals_the_general_copy(kwargs):
+    from tensordict import LazyStackedTensorDict
+    td = _transition()
+    lazy = LazyStackedTensorDict.lazy_stack([td[0], td[1]])  # not a TensorDict: general path
+    fast, general = step_mdp(td, **kwargs), step_mdp(lazy, **kwargs).to_tensordict()
+    assert set(fast.keys(True, True)) == set(general.keys(True, True))
+    assert (fast == general).all()
+    if kwargs.get("keep_other", True):
+        assert set(fast["agent"].keys()) == {"memory", "state"}  # nested entries merged
+        assert fast["agent"] is not td["agent"]  # a new sub-tensordict: the source is not aliased
+
+
+def test_cached_leaves_follow_a_spec_set_anew_and_an_unlocked_spec():
+    env = GymEnv("Pendulum-v1")
+    assert env.action_keys == ["action"] and env.action_key == "action"
+    env.action_spec = Bounded(-1.0, 1.0, (1,))  # a new spec: read afresh
+    assert env.action_spec.high.item() == 1.0 and env.action_keys == ["action"]
+    env.full_action_spec = Composite(act=Bounded(-1.0, 1.0, (1,)))
+    assert env.action_keys == ["act"]  # not locked yet: never cached
+    env.full_action_spec.lock_()
+    assert env.action_keys == ["act"] and env._leaves("full_action_spec") is env._leaves(
+        "full_action_spec")
+    env.action_keys.append("mutated")  # callers get a copy of the cached keys
+    assert env.action_keys == ["act"]
