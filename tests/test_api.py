@@ -32,6 +32,8 @@ CHAPTERS = {
     "qvalue": ["QValueModule", "QValueActor", "QValueHook", "DuelingCnnDQNet"],
     "distributional": ["DistributionalQValueModule", "DistributionalQValueActor",
                        "DistributionalQValueHook", "DistributionalDQNnet"],
+    "value": ["ValueOperator", "ActorValueOperator", "ActorCriticOperator", "ActorCriticWrapper",
+              "DdpgMlpActor", "DdpgMlpQNet", "DdpgCnnActor", "DdpgCnnQNet"],
 }
 NAMES = [name for names in CHAPTERS.values() for name in names]
 
