@@ -122,7 +122,7 @@ class ActorValueOperator(SafeSequential):
                  and not self.partial_tolerant and self.inplace in (None, True)
                  and not self._select_before_return and not skip_existing())
         if not short:
-            return super().forward(*args, **kwargs)
+            return SafeSequential.forward(self, *args, **kwargs)
         tensordict = args[0]
         for module in self.module:
             tensordict = module(tensordict)
