@@ -23,6 +23,8 @@ from rlmods.probabilistic import (ProbabilisticActor, SafeProbabilisticModule,
 from rlmods.qvalue import DuelingCnnDQNet, QValueActor, QValueHook, QValueModule
 from rlmods.specs import (Binary, Bounded, Categorical, Composite, MultiCategorical, MultiOneHot,
                           OneHot, Stacked, StackedComposite, TensorSpec, Unbounded)
+from rlmods.value import (ActorCriticOperator, ActorCriticWrapper, ActorValueOperator, DdpgCnnActor,
+                          DdpgCnnQNet, DdpgMlpActor, DdpgMlpQNet, ValueOperator)
 from rlmods.rnn import (GRU, LSTM, GRUCell, GRUModule, LSTMCell, LSTMModule,
                         get_primers_from_module, recurrent_mode, set_recurrent_mode)
 from rlmods.planners import CEMPlanner, MPCPlannerBase, MPPIPlanner

@@ -342,7 +342,7 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
                 old = tensordict.get(key, None)
                 if old is not None and old.shape == out.get(key).shape:
                     ones = [1] * (old.ndim - len(self.batch_size))
-                    mask = reset.reshape(*self.batch_size, *ones)
+                    mask = reset.reshape((*self.batch_size, *ones))  # () for a 0-dim entry
                     out.set(key, torch.where(mask, out.get(key), old))
         return out
 

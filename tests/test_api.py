@@ -32,6 +32,8 @@ CHAPTERS = {
     "qvalue": ["QValueModule", "QValueActor", "QValueHook", "DuelingCnnDQNet"],
     "distributional": ["DistributionalQValueModule", "DistributionalQValueActor",
                        "DistributionalQValueHook", "DistributionalDQNnet"],
+    "value": ["ValueOperator", "ActorValueOperator", "ActorCriticOperator", "ActorCriticWrapper",
+              "DdpgMlpActor", "DdpgMlpQNet", "DdpgCnnActor", "DdpgCnnQNet"],
     "rnn": ["LSTMCell", "LSTM", "GRUCell", "GRU", "LSTMModule", "GRUModule", "set_recurrent_mode",
             "recurrent_mode", "get_primers_from_module"],
     "planners": ["MPCPlannerBase", "CEMPlanner", "MPPIPlanner"],

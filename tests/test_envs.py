@@ -863,3 +863,13 @@ def test_cached_leaves_follow_a_spec_set_anew_and_an_unlocked_spec():
         "full_action_spec")
     env.action_keys.append("mutated")  # callers get a copy of the cached keys
     assert env.action_keys == ["act"]
+
+
+def test_partial_reset_of_an_unbatched_env_keeps_scalar_entries():
+    # A policy's 0-dim output (a log-prob) carried into reset: the keep-mask must reshape to ().
+    env = GymEnv("Pendulum-v1")
+    td = env.reset(seed=0)
+    td.set("sample_log_prob", torch.tensor(-1.5))
+    td.set("_reset", torch.ones(1, dtype=torch.bool))
+    out = env.reset(td)
+    assert out["sample_log_prob"].shape == () and float(out["sample_log_prob"]) == -1.5

@@ -6,11 +6,14 @@
 
 The training code is the notebooks' own, not a copy: the code cells tagged ``train`` in the
 algorithm's notebook (``ALGORITHMS`` below: one line per algorithm, added by its chapter) are
-executed as they stand, then their ``train_<algorithm>(seed, total_steps)`` (or ``train``, where
-the notebook has one algorithm) is called for each seed with the longer budget. ``train`` returns ``(evaluations, extra)`` where ``evaluations`` is a list of
-``(step, [greedy return per evaluation episode])``. The package has no trainer; the chapters
-show these cells. Each algorithm's results go to its own file under ``book/data/`` (several
-algorithms may share one file, as DQN and C51 on CartPole do).
+executed as they stand, then their ``train(seed, total_steps)`` is called for each seed with
+the longer budget. ``train`` returns ``(evaluations, extra)`` where ``evaluations`` is a list of
+``(step, [greedy return per evaluation episode])``. A notebook that trains several algorithms
+either defines ``TRAINERS = {name: (train, HPARAMS)}``, or ``train_<name>`` functions, or one
+``train`` that the registry's optional fifth entry (keyword arguments) specialises.
+The package has no trainer; the chapters show these cells. Each algorithm's results go to its
+own file under ``book/data/`` (several algorithms may share one file, as DQN and C51 on
+CartPole do, and SAC and TD3 on Pendulum).
 
 For each algorithm the result file stores the notebook's ``HPARAMS``, a hash of its training
 cells (their code, without comments and docstrings) and, per seed, the greedy-evaluation
@@ -41,6 +44,8 @@ DATA = ROOT / "book" / "data"
 ALGORITHMS = {
     "dqn": ("07_qvalue.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
     "c51": ("08_distributional.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
+    "sac": ("09_value.ipynb", "Pendulum-v1", "pendulum_seeds.json", 10_000),
+    "td3": ("09_value.ipynb", "Pendulum-v1", "pendulum_seeds.json", 10_000),
     "lstm_reinforce": ("10_recurrent.ipynb", "CueMemory", "memory_seeds.json", 460_800,
                        {"core": "lstm"}),
     "gru_reinforce": ("10_recurrent.ipynb", "CueMemory", "memory_seeds.json", 460_800,
@@ -88,11 +93,17 @@ def load(algorithm: str) -> dict:
     return namespace
 
 
+def entry(namespace: dict, algorithm: str):
+    """``(train, HPARAMS)``: the notebook's, or ``TRAINERS[algorithm]`` where it trains several."""
+    if "TRAINERS" in namespace:
+        return namespace["TRAINERS"][algorithm]
+    return namespace.get(f"train_{algorithm}", namespace.get("train")), namespace["HPARAMS"]
+
+
 def run_one(job: tuple[str, int, int]) -> tuple[str, int, dict]:
     algorithm, seed, steps = job
-    namespace = load(algorithm)
+    train, _ = entry(load(algorithm), algorithm)
     start = time.perf_counter()
-    train = namespace.get(f"train_{algorithm}", namespace.get("train"))  # two in one notebook
     evaluations, _ = train(seed, steps, **train_kwargs(algorithm))
     result = {"steps": [step for step, _ in evaluations],
               "returns": [[float(r) for r in returns] for _, returns in evaluations],
@@ -112,7 +123,8 @@ def header(algorithm: str, steps: int) -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     return {"notebook": str(NOTEBOOKS[algorithm].relative_to(ROOT)), "total_steps": steps,
-            "hparams": namespace["HPARAMS"], "code_hash": code_hash(training_cells(algorithm)),
+            "hparams": entry(namespace, algorithm)[1],
+            "code_hash": code_hash(training_cells(algorithm)),
             **({"train_kwargs": train_kwargs(algorithm)} if train_kwargs(algorithm) else {}),
             "git_commit": commit, "rlmods_path": str(Path(rlmods.__file__).parent),
             "seeds": {}}
@@ -138,7 +150,7 @@ def _check_file(path: Path) -> list[str]:
     stored = json.loads(path.read_text())
     problems = []
     for algorithm, record in stored["algorithms"].items():
-        hparams = load(algorithm)["HPARAMS"]
+        hparams = entry(load(algorithm), algorithm)[1]
         if record["hparams"] != json.loads(json.dumps(hparams)):
             problems.append(f"{algorithm}: stored hparams {record['hparams']} != notebook {hparams}")
         current = code_hash(training_cells(algorithm))
