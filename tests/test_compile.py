@@ -16,13 +16,25 @@ from rlmods import (Actor, AdditiveGaussianModule, Bounded, Categorical, Consist
                     DistributionalQValueActor, EGreedyModule, ExplorationType, GRUModule,
                     LSTMModule, NoisyLinear, OneHot, OrnsteinUhlenbeckProcessModule,
                     ProbabilisticActor, QValueActor, SafeModule, SafeSequential, TanhModule,
-                    TanhNormal, set_exploration_type, set_recurrent_mode)
+                    TanhNormal, ValueOperator, set_exploration_type, set_recurrent_mode)
+from rlmods import ActorCriticOperator, ActorCriticWrapper, ActorValueOperator
 
 B, OBS, N = 4, 3, 4
 
 
 def _net(out=2):
     return nn.Sequential(nn.Linear(OBS, 8), nn.Tanh(), nn.Linear(8, out))
+
+
+class _Critic(nn.Module):
+    """A Q-network: the observation (or hidden) and the action in, one value out."""
+
+    def __init__(self, features=OBS):
+        super().__init__()
+        self.net = nn.Linear(features + 2, 1)
+
+    def forward(self, observation, action):
+        return self.net(torch.cat([observation, action], -1))
 
 
 def _data(**extra):
@@ -105,6 +117,24 @@ FAMILIES = {
             _data(is_init=torch.ones(B, 1, dtype=torch.bool))),
         "ConsistentDropoutModule": lambda: (ConsistentDropoutModule(0.5, in_keys="observation"),
                                             _data()),
+    },
+    "value": {
+        "ValueOperator, state value": lambda: (ValueOperator(_net(1)), _data()),
+        "ValueOperator, state-action value": lambda: (ValueOperator(
+            _Critic(), in_keys=["observation", "action"]), _data(action=torch.ones(B, 2))),
+        "ActorValueOperator, probabilistic policy": lambda: (ActorValueOperator(
+            SafeModule(_net(8), ["observation"], ["hidden"]), ProbabilisticActor(
+                TensorDictModule(nn.Sequential(nn.Linear(8, 4), NormalParamExtractor()),
+                                 ["hidden"], ["loc", "scale"]), ["loc", "scale"],
+                distribution_class=TanhNormal, return_log_prob=True,
+                default_interaction_type=InteractionType.RANDOM),
+            ValueOperator(nn.Linear(8, 1), in_keys=["hidden"])), _data()),
+        "ActorCriticOperator": lambda: (ActorCriticOperator(
+            SafeModule(_net(8), ["observation"], ["hidden"]),
+            Actor(nn.Linear(8, 2), in_keys=["hidden"]),
+            ValueOperator(_Critic(8), in_keys=["hidden", "action"])), _data()),
+        "ActorCriticWrapper": lambda: (ActorCriticWrapper(
+            Actor(_net()), ValueOperator(_net(1))), _data()),
     },
 }
 CASES = [(family, name) for family, cases in FAMILIES.items() for name in cases]
