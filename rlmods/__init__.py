@@ -25,3 +25,5 @@ from rlmods.specs import (Binary, Bounded, Categorical, Composite, MultiCategori
                           OneHot, Stacked, StackedComposite, TensorSpec, Unbounded)
 from rlmods.value import (ActorCriticOperator, ActorCriticWrapper, ActorValueOperator, DdpgCnnActor,
                           DdpgCnnQNet, DdpgMlpActor, DdpgMlpQNet, ValueOperator)
+from rlmods.sequence_models import (DecisionTransformer, DecisionTransformerInferenceWrapper,
+                                    DTActor, LMHeadActorValueOperator, OnlineDTActor)

@@ -16,3 +16,10 @@ LOC, SCALE = "loc", "scale"
 STATE_VALUE, STATE_ACTION_VALUE = "state_value", "state_action_value"
 
 IGNORE = "_"  # an out_key that is not written
+
+# What sequence models read and write (chapter 14): the Decision Transformer's third input,
+# and the keys of an LM-head actor-critic (a language model's tokens, its padding mask, the
+# last token's hidden state "x" and the next-token logits), torchrl's names.
+RETURN_TO_GO = "return_to_go"
+INPUT_IDS, ATTENTION_MASK = "input_ids", "attention_mask"
+LM_HIDDEN, LOGITS = "x", "logits"

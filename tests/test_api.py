@@ -34,6 +34,8 @@ CHAPTERS = {
                        "DistributionalQValueHook", "DistributionalDQNnet"],
     "value": ["ValueOperator", "ActorValueOperator", "ActorCriticOperator", "ActorCriticWrapper",
               "DdpgMlpActor", "DdpgMlpQNet", "DdpgCnnActor", "DdpgCnnQNet"],
+    "sequence_models": ["DecisionTransformer", "DTActor", "OnlineDTActor",
+                        "DecisionTransformerInferenceWrapper", "LMHeadActorValueOperator"],
 }
 NAMES = [name for names in CHAPTERS.values() for name in names]
 
