@@ -1,4 +1,4 @@
-"""Value operators and actor-critic models: critics with torchrl's keys, and heads that share a body.
+"""Value operators and actor-critic models: critics with torchrl's keys, heads sharing a body.
 
 ``ValueOperator`` wraps a critic network: it reads ``"observation"`` (and ``"action"`` for a Q
 critic) and writes ``"state_value"`` (or ``"state_action_value"``). ``ActorValueOperator`` runs a

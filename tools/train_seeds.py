@@ -8,9 +8,11 @@ The training code is the notebooks' own, not a copy: the code cells tagged ``tra
 algorithm's notebook (``ALGORITHMS`` below: one line per algorithm, added by its chapter) are
 executed as they stand, then their ``train(seed, total_steps)`` is called for each seed with
 the longer budget. ``train`` returns ``(evaluations, extra)`` where ``evaluations`` is a list of
-``(step, [greedy return per evaluation episode])``. The package has no trainer; the chapters
-show these cells. Each algorithm's results go to its own file under ``book/data/`` (several
-algorithms may share one file, as DQN and C51 on CartPole do).
+``(step, [greedy return per evaluation episode])``. A notebook that trains several algorithms
+defines ``TRAINERS = {name: (train, HPARAMS)}`` instead of one ``train`` and ``HPARAMS``.
+The package has no trainer; the chapters show these cells. Each algorithm's results go to its
+own file under ``book/data/`` (several algorithms may share one file, as DQN and C51 on
+CartPole do, and SAC and TD3 on Pendulum).
 
 For each algorithm the result file stores the notebook's ``HPARAMS``, a hash of its training
 cells (their code, without comments and docstrings) and, per seed, the greedy-evaluation
@@ -40,6 +42,8 @@ DATA = ROOT / "book" / "data"
 ALGORITHMS = {
     "dqn": ("07_qvalue.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
     "c51": ("08_distributional.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
+    "sac": ("09_value.ipynb", "Pendulum-v1", "pendulum_seeds.json", 15_000),
+    "td3": ("09_value.ipynb", "Pendulum-v1", "pendulum_seeds.json", 15_000),
 }
 NOTEBOOKS = {name: ROOT / "book" / notebook for name, (notebook, *_) in ALGORITHMS.items()}
 DEFAULT_OUT = DATA / "cartpole_seeds.json"
@@ -79,11 +83,18 @@ def load(algorithm: str) -> dict:
     return namespace
 
 
+def entry(namespace: dict, algorithm: str):
+    """``(train, HPARAMS)``: the notebook's, or ``TRAINERS[algorithm]`` where it trains several."""
+    if "TRAINERS" in namespace:
+        return namespace["TRAINERS"][algorithm]
+    return namespace["train"], namespace["HPARAMS"]
+
+
 def run_one(job: tuple[str, int, int]) -> tuple[str, int, dict]:
     algorithm, seed, steps = job
-    namespace = load(algorithm)
+    train, _ = entry(load(algorithm), algorithm)
     start = time.perf_counter()
-    evaluations, _ = namespace["train"](seed, steps)
+    evaluations, _ = train(seed, steps)
     result = {"steps": [step for step, _ in evaluations],
               "returns": [[float(r) for r in returns] for _, returns in evaluations],
               "seconds": round(time.perf_counter() - start, 1)}
@@ -97,7 +108,8 @@ def header(algorithm: str, steps: int) -> dict:
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
                             text=True).stdout.strip()
     return {"notebook": str(NOTEBOOKS[algorithm].relative_to(ROOT)), "total_steps": steps,
-            "hparams": namespace["HPARAMS"], "code_hash": code_hash(training_cells(algorithm)),
+            "hparams": entry(namespace, algorithm)[1],
+            "code_hash": code_hash(training_cells(algorithm)),
             "git_commit": commit, "rlmods_path": str(Path(rlmods.__file__).parent),
             "seeds": {}}
 
@@ -122,7 +134,7 @@ def _check_file(path: Path) -> list[str]:
     stored = json.loads(path.read_text())
     problems = []
     for algorithm, record in stored["algorithms"].items():
-        hparams = load(algorithm)["HPARAMS"]
+        hparams = entry(load(algorithm), algorithm)[1]
         if record["hparams"] != json.loads(json.dumps(hparams)):
             problems.append(f"{algorithm}: stored hparams {record['hparams']} != notebook {hparams}")
         current = code_hash(training_cells(algorithm))
