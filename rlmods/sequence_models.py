@@ -28,7 +28,7 @@ from tensordict import TensorDictBase, unravel_key
 from tensordict.nn import TensorDictModuleBase, TensorDictModuleWrapper, dispatch
 from torch import nn
 
-from rlmods._checks import InvalidTypeError, InvalidValueError, require_key, shape_str
+from rlmods._checks import InvalidValueError, require_key, shape_str
 from rlmods._keys import (ACTION, ATTENTION_MASK, INPUT_IDS, LM_HIDDEN, LOGITS, OBSERVATION,
                           RETURN_TO_GO)
 from rlmods.actors import SafeModule, SafeSequential
