@@ -517,7 +517,8 @@ def masked_context(observation: torch.Tensor, action: torch.Tensor, return_to_go
     Reads ``(*batch, T, d)`` tensors whose last action is the one taken *before* the last
     observation; returns tensors of the same shapes in which step ``t`` holds the action taken
     at ``s_t`` and the last step's action (not taken yet) is zero. Only the last
-    ``inference_context - 1`` past actions are kept. Inputs are never modified.
+    ``inference_context - 1`` past actions are kept. Inputs are never modified; the
+    observation and return-to-go come back as they are when no step is masked.
 
     Examples:
         >>> obs = torch.arange(1.0, 5.0).view(4, 1)
@@ -640,9 +641,11 @@ class DecisionTransformerInferenceWrapper(TensorDictModuleWrapper):
             raise ValueError(f"{owner}: observation, action and return_to_go must share "
                              f"(*batch, steps), got shapes {shape_str(observation.shape)}, "
                              f"{shape_str(action.shape)} and {shape_str(return_to_go.shape)}.")
-        masked = masked_context(observation, action, return_to_go, self.inference_context)
-        for key, value in zip(self.in_keys, masked):
-            tensordict.set(key, value)
+        inputs = (observation, action, return_to_go)
+        masked = masked_context(*inputs, self.inference_context)
+        for key, value, new in zip(self.in_keys, inputs, masked):
+            if new is not value:  # nothing to mask: no write
+                tensordict.set(key, new)
         return tensordict
 
     @dispatch
@@ -655,7 +658,8 @@ class DecisionTransformerInferenceWrapper(TensorDictModuleWrapper):
             tensordict.batch_size = tensordict.batch_size[:-1]
         tensordict.set(self.out_action_key, action[..., -1, :])
         tensordict.set(self.return_to_go_key, tensordict.get(self.return_to_go_key)[..., -1, :])
-        tensordict.set(self.observation_key, observation)
+        if tensordict.get(self.observation_key) is not observation:  # it was masked
+            tensordict.set(self.observation_key, observation)
         return tensordict
 
 
