@@ -28,7 +28,7 @@ from rlmods.nets import MLP, ConvNet, SquashDims
 from rlmods.probabilistic import SafeProbabilisticTensorDictSequential
 
 # DDPG's last-layer initialisation (Lillicrap et al., 2016): uniform in [-scale/2, scale/2].
-ACTOR_INIT_SCALE, CNN_INIT_SCALE = 6e-3, 6e-4
+MLP_INIT_SCALE, CNN_INIT_SCALE = 6e-3, 6e-4
 
 
 class ValueOperator(SafeModule):
@@ -122,7 +122,7 @@ class ActorValueOperator(SafeSequential):
                  and not self.partial_tolerant and self.inplace in (None, True)
                  and not self._select_before_return and not skip_existing())
         if not short:
-            return super().forward(*args, **kwargs)
+            return SafeSequential.forward(self, *args, **kwargs)
         tensordict = args[0]
         for module in self.module:
             tensordict = module(tensordict)
@@ -190,7 +190,7 @@ class ActorCriticOperator(ActorValueOperator):
                                     f"such as {STATE_ACTION_VALUE!r}, got out_keys "
                                     f"{value_operator.out_keys}.")
 
-    def get_critic_operator(self) -> ActorCriticOperator:
+    def get_critic_operator(self) -> "ActorCriticOperator":
         """The whole operator: the critic needs the policy's action, so it runs everything."""
         return self
 
@@ -334,7 +334,7 @@ class DdpgMlpActor(nn.Module):
                           "num_cells": [400, 300], "activation_class": nn.ELU,
                           "bias_last_layer": True, **(mlp_net_kwargs or {})}
         self.mlp = MLP(device=device, **mlp_net_kwargs)
-        ddpg_init_last_layer(self.mlp, ACTOR_INIT_SCALE, device=device)
+        ddpg_init_last_layer(self.mlp, MLP_INIT_SCALE, device=device)
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
         return self.mlp(observation)
@@ -374,7 +374,7 @@ class DdpgMlpQNet(nn.Module):
                                **(mlp_net_kwargs_net2 or {})}
         self.mlp1 = MLP(device=device, **mlp_net_kwargs_net1)
         self.mlp2 = MLP(device=device, **mlp_net_kwargs_net2)
-        ddpg_init_last_layer(self.mlp2, ACTOR_INIT_SCALE, device=device)
+        ddpg_init_last_layer(self.mlp2, MLP_INIT_SCALE, device=device)
 
     def forward(self, observation: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.mlp2(torch.cat([self.mlp1(observation), action], -1))  # (*batch, 1)

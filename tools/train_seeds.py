@@ -42,8 +42,8 @@ DATA = ROOT / "book" / "data"
 ALGORITHMS = {
     "dqn": ("07_qvalue.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
     "c51": ("08_distributional.ipynb", "CartPole-v1", "cartpole_seeds.json", 50_000),
-    "sac": ("09_value.ipynb", "Pendulum-v1", "pendulum_seeds.json", 15_000),
-    "td3": ("09_value.ipynb", "Pendulum-v1", "pendulum_seeds.json", 15_000),
+    "sac": ("09_value.ipynb", "Pendulum-v1", "pendulum_seeds.json", 10_000),
+    "td3": ("09_value.ipynb", "Pendulum-v1", "pendulum_seeds.json", 10_000),
     "dt": ("14_sequence_models.ipynb", "CartPole-v1", "dt_cartpole_seeds.json", 3_000),
 }
 NOTEBOOKS = {name: ROOT / "book" / notebook for name, (notebook, *_) in ALGORITHMS.items()}
