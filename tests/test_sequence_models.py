@@ -527,3 +527,17 @@ def test_last_token_hidden_reads_tensors_tuples_and_model_outputs():
     assert_close(LastTokenHidden(base.transformer)(td.clone())["x"], expected)
     with pytest.raises(KeyError, match="expected key 'attention_mask'"):
         LastTokenHidden(base.transformer)(td.exclude("attention_mask"))
+
+
+def test_lm_operator_fallback_paths_agree():
+    operator = LMHeadActorValueOperator(TinyLM()).eval()  # no dropout
+    tokens = _tokens()
+    with set_interaction_type(InteractionType.DETERMINISTIC):
+        td = operator(tokens.clone())
+        out = operator(tokens.clone(), tensordict_out=TensorDict(batch_size=[3]))
+        tensors = operator(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"])
+    for key in OPERATOR_KEYS:
+        assert_close(out[key], td[key])
+    assert len(tensors) == len(operator.out_keys)
+    for key, value in zip(operator.out_keys, tensors):
+        assert_close(value, td[key])
