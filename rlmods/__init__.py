@@ -28,3 +28,5 @@ from rlmods.value import (ActorCriticOperator, ActorCriticWrapper, ActorValueOpe
 from rlmods.rnn import (GRU, LSTM, GRUCell, GRUModule, LSTMCell, LSTMModule,
                         get_primers_from_module, recurrent_mode, set_recurrent_mode)
 from rlmods.planners import CEMPlanner, MPCPlannerBase, MPPIPlanner
+from rlmods.sequence_models import (DecisionTransformer, DecisionTransformerInferenceWrapper,
+                                    DTActor, LMHeadActorValueOperator, OnlineDTActor)
