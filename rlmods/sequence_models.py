@@ -328,8 +328,8 @@ class DecisionTransformer(nn.Module):
     Examples:
         >>> config = DecisionTransformer.default_config()
         >>> config.n_embd = 128
-        >>> print(config)
-        DTConfig(n_embd: 128, n_layer: 4, n_head: 4, n_inner: 1024, activation: relu, n_positions: 1024, resid_pdrop: 0.1, attn_pdrop: 0.1)
+        >>> config.n_embd, config.n_layer, config.n_head, config.n_inner, config.n_positions
+        (128, 4, 4, 1024, 1024)
         >>> model = DecisionTransformer(state_dim=4, action_dim=2, config=config)
         >>> model(torch.randn(3, 32, 10, 4), torch.randn(3, 32, 10, 2),
         ...       torch.randn(3, 32, 10, 1)).shape
