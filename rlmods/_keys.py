@@ -16,3 +16,7 @@ LOC, SCALE = "loc", "scale"
 STATE_VALUE, STATE_ACTION_VALUE = "state_value", "state_action_value"
 
 IGNORE = "_"  # an out_key that is not written
+
+# Multi-agent tensordicts (chapter Multi-agent networks): per-agent entries under "agents",
+# the global state the QMIX mixer reads.
+AGENTS, STATE = "agents", "state"

@@ -32,6 +32,7 @@ CHAPTERS = {
     "qvalue": ["QValueModule", "QValueActor", "QValueHook", "DuelingCnnDQNet"],
     "distributional": ["DistributionalQValueModule", "DistributionalQValueActor",
                        "DistributionalQValueHook", "DistributionalDQNnet"],
+    "multiagent": ["MultiAgentNetBase", "MultiAgentMLP", "MultiAgentConvNet", "QMixer", "VDNMixer"],
 }
 NAMES = [name for names in CHAPTERS.values() for name in names]
 
