@@ -20,6 +20,7 @@ from tensordict import TensorDict
 from torch import nn
 
 from rlmods._checks import InvalidValueError, shape_str
+from rlmods._keys import CHOSEN_ACTION_VALUE, STATE
 from rlmods.nets import MLP, ConvNet
 
 VMAP_RANDOMNESS = ("different", "same", "error")  # torch.vmap's randomness modes
@@ -295,7 +296,7 @@ class MultiAgentConvNet(MultiAgentNetBase):
         >>> cnn = MultiAgentConvNet(3, centralized=False, share_params=False, in_features=2,
         ...                         num_cells=[4, 8])
         >>> cnn(torch.zeros(5, 3, 2, 16, 16)).shape
-        torch.Size([5, 3, 72])
+        torch.Size([5, 3, 8])
     """
 
     def __init__(self, n_agents: int, centralized: bool | None = None,
@@ -353,7 +354,8 @@ class Mixer(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         name, n = type(self).__name__, self.n_agents
         if len(inputs) != 1 + self.needs_state:  # torchrl: ValueError
-            expected = "(chosen_action_value, state)" if self.needs_state else "chosen_action_value"
+            expected = (f"({CHOSEN_ACTION_VALUE}, {STATE})" if self.needs_state
+                        else CHOSEN_ACTION_VALUE)
             raise ValueError(f"{name}: inputs must be {expected}, got {len(inputs)} tensors.")
         values, state = inputs[0], inputs[1] if self.needs_state else None
         if values.dim() < 2 or values.shape[-2:] != (n, 1):
