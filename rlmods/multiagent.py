@@ -19,7 +19,7 @@ import torch
 from tensordict import TensorDict
 from torch import nn
 
-from rlmods._checks import InvalidValueError, shape_str
+from rlmods._checks import InvalidTypeError, InvalidValueError, shape_str
 from rlmods._keys import CHOSEN_ACTION_VALUE, STATE
 from rlmods.nets import MLP, ConvNet
 
@@ -102,11 +102,13 @@ class MultiAgentNetBase(nn.Module):
 
     def _build_single_net(self, *, device=None, **kwargs) -> nn.Module:
         """One agent's network (subclasses build it)."""
-        raise NotImplementedError(f"{type(self).__name__} must define _build_single_net.")
+        raise InvalidTypeError(f"{type(self).__name__}: a subclass must define "
+                               "_build_single_net, got none.")
 
     def _pre_forward_check(self, inputs: torch.Tensor) -> torch.Tensor:
         """Check the input's shape; flatten the agent dim into the features when centralized."""
-        raise NotImplementedError(f"{type(self).__name__} must define _pre_forward_check.")
+        raise InvalidTypeError(f"{type(self).__name__}: a subclass must define "
+                               "_pre_forward_check, got none.")
 
     def _make_params(self, nets: list[nn.Module]) -> None:
         """Stack the networks' parameters per agent; keep the first network, emptied, to run."""
@@ -164,7 +166,8 @@ class MultiAgentNetBase(nn.Module):
                                  *out.shape[agent_dim + 1:])
         if out.dim() <= agent_dim or out.shape[agent_dim] != self.n_agents:
             raise ValueError(f"{type(self).__name__}: the output must have n_agents="
-                             f"{self.n_agents} in dim {agent_dim}, got shape {shape_str(out.shape)}.")
+                             f"{self.n_agents} in dim {agent_dim}, "
+                             f"got shape {shape_str(out.shape)}.")
         return out
 
     def get_stateful_net(self, copy: bool = True) -> nn.Module:
@@ -321,9 +324,12 @@ class MultiAgentConvNet(MultiAgentNetBase):
     def _pre_forward_check(self, inputs: torch.Tensor) -> torch.Tensor:
         name, n, c = type(self).__name__, self.n_agents, self.in_features
         channels = "C" if c is None else f"C={c}"
-        if inputs.dim() < 4 or inputs.shape[-4] != n or (c is not None and inputs.shape[-3] != c):
+        if inputs.dim() < 4 or inputs.shape[-4] != n:  # torchrl: ValueError
             raise ValueError(f"{name}: input must have shape (*B, n_agents={n}, {channels}, H, W),"
                              f" got shape {shape_str(inputs.shape)}.")
+        if c is not None and inputs.shape[-3] != c:  # torchrl: RuntimeError (in the conv)
+            raise InvalidValueError(f"{name}: input must have shape (*B, {n}, in_features={c}, "
+                                    f"H, W), got shape {shape_str(inputs.shape)}.")
         return inputs.flatten(-4, -3) if self.centralized else inputs  # (*B, n * C, H, W)
 
 
@@ -361,11 +367,14 @@ class Mixer(nn.Module):
         if values.dim() < 2 or values.shape[-2:] != (n, 1):
             raise ValueError(f"{name}: chosen_action_value must have shape (*B, n_agents={n}, 1), "
                              f"got shape {shape_str(values.shape)}.")
-        batch = values.shape[:-2]
-        if state is not None and state.shape != batch + self.state_shape:
-            raise ValueError(f"{name}: state must have shape {shape_str(batch + self.state_shape)}"
-                             f" (batch dims of chosen_action_value, then state_shape), "
+        batch, shape = values.shape[:-2], self.state_shape
+        if state is not None and state.shape[state.dim() - len(shape):] != shape:
+            raise ValueError(f"{name}: state must end with state_shape {shape_str(shape)}, "
                              f"got shape {shape_str(state.shape)}.")
+        if state is not None and state.shape != batch + shape:  # torchrl: RuntimeError or none
+            raise InvalidValueError(
+                f"{name}: state must have the batch dims of chosen_action_value, shape "
+                f"{shape_str(batch + shape)}, got shape {shape_str(state.shape)}.")
         return self.mix(values, state)  # (*B, 1)
 
     def mix(self, chosen_action_value: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
