@@ -427,3 +427,17 @@ def test_qmixer_accepts_a_list_or_int_state_shape_better_than_torchrl():
     values, state = _randn(6, 3, 1), _randn(6, 4)
     for shape in ([4], 4):
         assert QMixer(shape, 8, 3, "cpu")(values, state).shape == (6, 1)
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_qmixer_fails_on_a_non_contiguous_state():
+    state = _randn(3, 2, 4).transpose(0, 1)  # (2, 3, 4), not contiguous
+    with pytest.raises(RuntimeError, match="view size is not compatible"):
+        tm.QMixer((4,), 8, 3, "cpu")(_randn(2, 3, 3, 1), state)
+
+
+def test_qmixer_takes_a_non_contiguous_state_better_than_torchrl():
+    ours, theirs = QMixer((4,), 8, 3, "cpu"), tm.QMixer((4,), 8, 3, "cpu")
+    ours.load_state_dict(theirs.state_dict())
+    state, values = _randn(3, 2, 4).transpose(0, 1), _randn(2, 3, 3, 1)
+    assert_close(ours(values, state), theirs(values, state.contiguous()))
