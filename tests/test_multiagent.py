@@ -254,7 +254,7 @@ def test_stateful_net_initialises_in_place_and_out_of_place():
     assert bool((net.params["0", "weight"] == 1).all())
 
 
-@pytest.mark.parametrize("share,central", [(False, False), (False, True), (True, True)])
+@pytest.mark.parametrize("share,central", COMBOS)
 def test_compiles_with_fullgraph(share, central):
     torch._dynamo.reset()
     net = MultiAgentMLP(3, 2, 4, centralized=central, share_params=share, depth=1, num_cells=8)
