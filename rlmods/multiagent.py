@@ -33,9 +33,9 @@ def _is_lazy(module: nn.Module) -> bool:
 
 
 def _reset_recursive(module: nn.Module) -> None:
-    """Call ``reset_parameters`` of every submodule that has one."""
-    for layer in module.modules():
-        if layer is not module and hasattr(layer, "reset_parameters"):
+    """Call ``reset_parameters`` of the module and of every submodule that has one."""
+    for layer in module.modules():  # the module itself first: a bare nn.Linear resets too
+        if hasattr(layer, "reset_parameters"):
             layer.reset_parameters()
 
 

@@ -441,3 +441,67 @@ def test_qmixer_takes_a_non_contiguous_state_better_than_torchrl():
     ours.load_state_dict(theirs.state_dict())
     state, values = _randn(3, 2, 4).transpose(0, 1), _randn(2, 3, 3, 1)
     assert_close(ours(values, state), theirs(values, state.contiguous()))
+
+
+class _Linears(MultiAgentNetBase):
+    """The smallest subclass: one bare nn.Linear per agent."""
+
+    def _build_single_net(self, *, device=None):
+        return nn.Linear(3, 2, device=device)
+
+    def _pre_forward_check(self, inputs):
+        return inputs
+
+
+class _TorchrlLinears(tm.MultiAgentNetBase):
+    def _build_single_net(self, *, device=None):
+        return nn.Linear(3, 2, device=device)
+
+    def _pre_forward_check(self, inputs):
+        return inputs
+
+
+@pytest.mark.torchrl_bug
+def test_torchrl_reset_parameters_skips_a_network_that_is_one_layer():
+    net = _TorchrlLinears(n_agents=3, centralized=False, share_params=False, agent_dim=-2)
+    before = net.params["weight"].detach().clone()
+    with pytest.warns(UserWarning, match="did not find any parameters to reset"):
+        net.reset_parameters()
+    assert torch.equal(net.params["weight"], before)
+
+
+def test_reset_parameters_of_a_one_layer_network_better_than_torchrl():
+    net = _Linears(n_agents=3, centralized=False, share_params=False, agent_dim=-2)
+    before = net.params["weight"].detach().clone()
+    net.reset_parameters()
+    after = net.params["weight"]
+    assert not torch.equal(after, before) and not torch.equal(after[0], after[1])
+
+
+def test_agent_dim_is_required_and_n_agents_must_be_an_int():
+    with pytest.raises(TypeError, match="_Linears: agent_dim must be passed, got None"):
+        _Linears(n_agents=3, centralized=False, share_params=False)
+    with pytest.raises(ValueError, match="n_agents must be a positive int, got True"):
+        _Linears(n_agents=True, centralized=False, share_params=False, agent_dim=-2)
+    with pytest.raises(ValueError, match="n_agents must be a positive int, got 2.0"):
+        QMixer((4,), 8, 2.0, "cpu")
+
+
+def test_an_output_without_the_agent_dim_is_an_error():
+    class Summing(_Linears):  # a network that drops the agent dim
+        def _build_single_net(self, *, device=None):
+            return nn.Sequential(nn.Linear(3, 2, device=device), nn.Flatten(-2, -1))
+
+    net = Summing(n_agents=3, centralized=False, share_params=True, agent_dim=-2)
+    with pytest.raises(ValueError, match=r"the output must have n_agents=3 in dim 1, "
+                                         r"got shape \(5, 6\)"):
+        net(_randn(5, 3, 3))
+
+
+def test_vmap_randomness_error_rejects_dropout():
+    net = MultiAgentMLP(3, 2, 4, centralized=False, share_params=False, depth=1, num_cells=8,
+                        dropout=0.5, vmap_randomness="error")
+    with pytest.raises(RuntimeError, match="randomness"):
+        net(_randn(5, 4, 3))
+    net.eval()
+    assert net(_randn(5, 4, 3)).shape == (5, 4, 2)
