@@ -393,9 +393,10 @@ def test_qmixer_input_errors(inputs, error, match):
 
 
 def test_vdn_input_errors():
-    with pytest.raises(ValueError, match=r"inputs must be chosen_action_value, got 2 tensors"):
+    with pytest.raises(ValueError, match=r"VDNMixer: inputs must be chosen_action_value, got 2"):
         VDNMixer(3, "cpu")(_randn(6, 3, 1), _randn(6, 4))
-    with pytest.raises(ValueError, match=r"n_agents=3, 1\), got shape \(6, 3\)"):
+    with pytest.raises(ValueError, match=r"VDNMixer: chosen_action_value must have shape "
+                                         r"\(\*B, n_agents=3, 1\), got shape \(6, 3\)"):
         VDNMixer(3, "cpu")(_randn(6, 3))
 
 
@@ -493,7 +494,7 @@ def test_an_output_without_the_agent_dim_is_an_error():
             return nn.Sequential(nn.Linear(3, 2, device=device), nn.Flatten(-2, -1))
 
     net = Summing(n_agents=3, centralized=False, share_params=True, agent_dim=-2)
-    with pytest.raises(ValueError, match=r"the output must have n_agents=3 in dim 1, "
+    with pytest.raises(ValueError, match=r"Summing: the output must have n_agents=3 in dim 1, "
                                          r"got shape \(5, 6\)"):
         net(_randn(5, 3, 3))
 
@@ -505,3 +506,128 @@ def test_vmap_randomness_error_rejects_dropout():
         net(_randn(5, 4, 3))
     net.eval()
     assert net(_randn(5, 4, 3)).shape == (5, 4, 2)
+
+
+def test_the_repr_in_full():
+    net = MultiAgentMLP(3, 2, 2, centralized=False, share_params=False, depth=1, num_cells=2)
+    assert repr(net) == """MultiAgentMLP(
+  MLP(
+    (0): Linear(in_features=3, out_features=2, bias=True)
+    (1): Tanh()
+    (2): Linear(in_features=2, out_features=2, bias=True)
+  ),
+  n_agents=2, share_params=False, centralized=False, agent_dim=-2,
+  params per agent:
+    0.weight: (2, 2, 3)
+    0.bias: (2, 2)
+    2.weight: (2, 2, 2)
+    2.bias: (2, 2)
+)"""
+    lazy = MultiAgentMLP(None, 2, 2, centralized=True, share_params=True)
+    assert repr(lazy) == ("MultiAgentMLP(\n  (lazy: shapes known at the first call),\n  n_agents=2, "
+                          "share_params=True, centralized=True, agent_dim=-2)")
+
+
+def test_device_reaches_every_parameter():
+    nets = [MultiAgentMLP(3, 2, 4, centralized=False, share_params=False, device="meta", depth=1),
+            MultiAgentConvNet(3, centralized=True, share_params=False, in_features=2,
+                              num_cells=[4], device="meta"),
+            QMixer((4,), 8, 3, "meta")]
+    for net in nets:
+        assert {p.device.type for p in net.parameters()} == {"meta"}
+    assert VDNMixer(3, "meta").device == "meta"
+
+
+def test_the_template_holds_no_parameters_of_its_own():
+    net = _Linears(n_agents=3, centralized=False, share_params=False, agent_dim=-2)
+    assert list(net.state_dict()) == ["params.weight", "params.bias"]  # use_td_params=True
+    assert net._empty_net.weight.device.type == "meta"
+    assert net.get_stateful_net(copy=False) is net._empty_net
+    copied = net.get_stateful_net()
+    assert copied is not net._empty_net and copied.weight.shape == (3, 2, 3)
+
+
+def test_shared_params_build_one_network():
+    calls = []
+
+    class Counting(_Linears):
+        def _build_single_net(self, *, device=None):
+            calls.append(1)
+            return nn.Linear(3, 2, device=device)
+
+    Counting(n_agents=5, centralized=False, share_params=True, agent_dim=-2)
+    assert len(calls) == 1
+    Counting(n_agents=5, centralized=False, share_params=False, agent_dim=-2)
+    assert len(calls) == 6
+
+
+def test_one_agent_is_a_team():
+    net = MultiAgentMLP(3, 2, 1, centralized=False, share_params=False)
+    assert net(_randn(5, 1, 3)).shape == (5, 1, 2)
+    assert VDNMixer(1, "cpu")(_randn(5, 1, 1)).shape == (5, 1)
+
+
+@pytest.mark.parametrize("n_agents", [0, True])
+def test_mixers_reject_a_bad_n_agents(n_agents):
+    with pytest.raises(ValueError, match=f"VDNMixer: n_agents must be a positive int, got"):
+        VDNMixer(n_agents, "cpu")
+    with pytest.raises(ValueError, match=f"QMixer: n_agents must be a positive int, got"):
+        QMixer((4,), 8, n_agents, "cpu")
+
+
+def test_a_subclass_without_pre_forward_check_says_so():
+    class Half(MultiAgentNetBase):
+        def _build_single_net(self, *, device=None):
+            return nn.Linear(3, 2, device=device)
+
+    net = Half(n_agents=2, centralized=False, share_params=False, agent_dim=-2)
+    with pytest.raises(InvalidTypeError, match="Half: a subclass must define _pre_forward_check"):
+        net(_randn(4, 2, 3))
+
+
+def test_a_lazy_mlp_names_n_agent_inputs_in_its_error():
+    net = MultiAgentMLP(None, 2, 4, centralized=False, share_params=False)
+    with pytest.raises(ValueError, match=r"\(\*B, n_agents=4, n_agent_inputs\), got shape"):
+        net(_randn(5, 3, 3))
+
+
+def test_vmap_func_module_maps_dim_zero_by_default():
+    params = TensorDict.from_modules(*[nn.Linear(3, 2) for _ in range(4)], as_module=False)
+    run = MultiAgentNetBase.vmap_func_module(nn.Linear(3, 2), (0, 0))
+    x = _randn(4, 5, 3)
+    expected = torch.stack([x[i] @ params["weight"][i].T + params["bias"][i] for i in range(4)])
+    assert_close(run(params, x), expected)
+    drop = MultiAgentNetBase.vmap_func_module(nn.Dropout(0.5), (0, 0))  # randomness="error"
+    with pytest.raises(RuntimeError, match="randomness"):
+        drop(TensorDict(batch_size=[4]), x)
+
+
+@pytest.mark.parametrize("use_td_params", [True, False])
+def test_convnet_paddings_kwargs_and_layout_match_torchrl(use_td_params):
+    kw = dict(centralized=False, share_params=False, in_features=2, num_cells=[4, 4],
+              kernel_sizes=3, strides=1, paddings=1, activation_class=nn.ReLU,
+              use_td_params=use_td_params)
+    theirs, ours = tm.MultiAgentConvNet(3, **kw), MultiAgentConvNet(3, **kw)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    ours.load_state_dict(theirs.state_dict())
+    x = _randn(2, 3, 2, 6, 6)
+    assert_close(ours(x), theirs(x))
+    assert ours(x[0]).shape == (3, 4 * 6 * 6)  # no batch dim at all
+    no_bias = MultiAgentConvNet(3, centralized=False, share_params=False, in_features=2,
+                                num_cells=[4], bias_last_layer=False)
+    assert ("0", "bias") not in no_bias.params.keys(True, True)
+
+
+def test_mlp_activation_class_matches_torchrl():
+    ours, theirs = _mlp_pair(False, True, depth=1, num_cells=8, activation_class=nn.ReLU)
+    ours.load_state_dict(theirs.state_dict())
+    x = _randn(5, 4, 3)
+    assert_close(ours(x), theirs(x))
+    assert isinstance(ours.get_stateful_net()[1], nn.ReLU)
+
+
+def test_shared_reset_parameters_redraws():
+    net = MultiAgentMLP(3, 2, 4, centralized=False, share_params=True, depth=1, num_cells=8)
+    before = net.params["0", "weight"].detach().clone()
+    net.reset_parameters()
+    assert not torch.equal(net.params["0", "weight"], before)
