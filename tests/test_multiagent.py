@@ -152,7 +152,8 @@ def test_centralized_agents_read_every_agent_input():
 def test_repr_shows_the_per_agent_stacked_parameters():
     net = MultiAgentMLP(3, 2, 4, centralized=False, share_params=False, depth=1, num_cells=8)
     text = repr(net)
-    assert "params per agent:" in text and "0.weight: (4, 8, 3)" in text and "2.bias: (4, 2)" in text
+    assert "params per agent:" in text and "0.weight: (4, 8, 3)" in text
+    assert "2.bias: (4, 2)" in text
     shared = MultiAgentMLP(3, 2, 4, centralized=False, share_params=True, depth=1, num_cells=8)
     assert "0.weight: (8, 3)" in repr(shared) and "per agent" not in repr(shared)
 
@@ -524,8 +525,8 @@ def test_the_repr_in_full():
     2.bias: (2, 2)
 )"""
     lazy = MultiAgentMLP(None, 2, 2, centralized=True, share_params=True)
-    assert repr(lazy) == ("MultiAgentMLP(\n  (lazy: shapes known at the first call),\n  n_agents=2, "
-                          "share_params=True, centralized=True, agent_dim=-2)")
+    assert repr(lazy) == ("MultiAgentMLP(\n  (lazy: shapes known at the first call),\n  "
+                          "n_agents=2, share_params=True, centralized=True, agent_dim=-2)")
 
 
 def test_device_reaches_every_parameter():
