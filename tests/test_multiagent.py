@@ -351,7 +351,8 @@ def test_bad_constructor_arguments(kwargs, match):
 
 
 def test_the_base_class_alone_says_what_is_missing():
-    with pytest.raises(InvalidTypeError, match="must define _build_single_net"):
+    with pytest.raises(InvalidTypeError, match="MultiAgentNetBase: a subclass must define "
+                                               "_build_single_net"):
         MultiAgentNetBase(n_agents=2, centralized=False, share_params=False, agent_dim=-2)
     assert isinstance(_raised(lambda: tm.MultiAgentNetBase(
         n_agents=2, centralized=False, share_params=False, agent_dim=-2)), TypeError)
@@ -360,7 +361,7 @@ def test_the_base_class_alone_says_what_is_missing():
 def test_from_stateful_net_with_other_parameters():
     net = MultiAgentMLP(3, 2, 4, centralized=False, share_params=False)
     theirs = tm.MultiAgentMLP(3, 2, 4, centralized=False, share_params=False)
-    with pytest.raises(InvalidValueError, match="stateful_net must hold the parameters"):
+    with pytest.raises(InvalidValueError, match="MultiAgentMLP: stateful_net must hold the "):
         net.from_stateful_net(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)))
     error = _raised(lambda: theirs.from_stateful_net(nn.Sequential(nn.Linear(2, 2))))
     assert isinstance(error, RuntimeError)
@@ -536,7 +537,7 @@ def test_device_reaches_every_parameter():
             QMixer((4,), 8, 3, "meta")]
     for net in nets:
         assert {p.device.type for p in net.parameters()} == {"meta"}
-    assert VDNMixer(3, "meta").device == "meta"
+    assert VDNMixer(3, "meta").device == "meta" and QMixer(4, 8, 3, "meta").device == "meta"
 
 
 def test_the_template_holds_no_parameters_of_its_own():
@@ -632,3 +633,35 @@ def test_shared_reset_parameters_redraws():
     before = net.params["0", "weight"].detach().clone()
     net.reset_parameters()
     assert not torch.equal(net.params["0", "weight"], before)
+
+
+def test_an_output_that_lost_the_agent_dim_entirely_is_an_error():
+    class Reducing(_Linears):  # (B, n, F) -> (B,) with shared parameters: agent dim 1 is gone
+        def _build_single_net(self, *, device=None):
+            return nn.Sequential(nn.Linear(3, 1, device=device), nn.Flatten(-2, -1),
+                                 nn.Flatten(0, -1))
+
+    net = Reducing(n_agents=3, centralized=False, share_params=True, agent_dim=-2)
+    with pytest.raises(ValueError, match=r"Reducing: the output must have n_agents=3 in dim 1, "
+                                         r"got shape \(15,\)"):
+        net(_randn(5, 3, 3))
+
+
+def test_the_repr_of_a_shared_network_in_full():
+    net = MultiAgentMLP(3, 2, 2, centralized=True, share_params=True)
+    assert repr(net) == """MultiAgentMLP(
+  MLP(
+    (0): Linear(in_features=6, out_features=2, bias=True)
+  ),
+  n_agents=2, share_params=True, centralized=True, agent_dim=-2,
+  params:
+    0.weight: (2, 6)
+    0.bias: (2,)
+)"""
+
+
+def test_a_lazy_convnet_names_the_channels_in_its_error():
+    net = MultiAgentConvNet(3, centralized=False, share_params=False)
+    with pytest.raises(ValueError, match=r"MultiAgentConvNet: input must have shape "
+                                         r"\(\*B, n_agents=3, C, H, W\), got shape \(2, 16, 16\)"):
+        net(_randn(2, 16, 16))
