@@ -595,11 +595,11 @@ def test_a_lazy_mlp_names_n_agent_inputs_in_its_error():
 
 def test_vmap_func_module_maps_dim_zero_by_default():
     params = TensorDict.from_modules(*[nn.Linear(3, 2) for _ in range(4)], as_module=False)
-    run = MultiAgentNetBase.vmap_func_module(nn.Linear(3, 2), (0, 0))
+    run = MultiAgentNetBase.vmap_func_module(nn.Linear(3, 2))  # in_dims=0, out_dims=0
     x = _randn(4, 5, 3)
     expected = torch.stack([x[i] @ params["weight"][i].T + params["bias"][i] for i in range(4)])
     assert_close(run(params, x), expected)
-    drop = MultiAgentNetBase.vmap_func_module(nn.Dropout(0.5), (0, 0))  # randomness="error"
+    drop = MultiAgentNetBase.vmap_func_module(nn.Dropout(0.5))  # randomness="error"
     with pytest.raises(RuntimeError, match="randomness"):
         drop(TensorDict(batch_size=[4]), x)
 
