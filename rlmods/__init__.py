@@ -16,6 +16,8 @@ from rlmods.exploration import (AdditiveGaussianModule, AdditiveGaussianWrapper,
                                 ConsistentDropoutModule, EGreedyModule, EGreedyWrapper, NoisyLazyLinear,
                                 NoisyLinear, OrnsteinUhlenbeckProcessModule,
                                 OrnsteinUhlenbeckProcessWrapper, reset_noise)
+from rlmods.multiagent import (Mixer, MultiAgentConvNet, MultiAgentMLP, MultiAgentNetBase, QMixer,
+                               VDNMixer)
 from rlmods.nets import (MLP, BatchRenorm1d, Conv3dNet, ConvNet, Squeeze2dLayer, SqueezeLayer,
                          biased_softplus, inv_softplus, mappings)
 from rlmods.probabilistic import (ProbabilisticActor, SafeProbabilisticModule,

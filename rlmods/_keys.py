@@ -29,3 +29,6 @@ ADVANTAGE = "advantage"
 RETURN_TO_GO = "return_to_go"
 INPUT_IDS, ATTENTION_MASK = "input_ids", "attention_mask"
 LM_HIDDEN, LOGITS = "x", "logits"
+# Multi-agent tensordicts (chapter Multi-agent networks): per-agent entries under "agents",
+# the global state the QMIX mixer reads.
+AGENTS, STATE = "agents", "state"

@@ -39,6 +39,7 @@ CHAPTERS = {
     "planners": ["MPCPlannerBase", "CEMPlanner", "MPPIPlanner"],
     "sequence_models": ["DecisionTransformer", "DTActor", "OnlineDTActor",
                         "DecisionTransformerInferenceWrapper", "LMHeadActorValueOperator"],
+    "multiagent": ["MultiAgentNetBase", "MultiAgentMLP", "MultiAgentConvNet", "QMixer", "VDNMixer"],
 }
 NAMES = [name for names in CHAPTERS.values() for name in names]
 
