@@ -16,6 +16,8 @@ from rlmods.exploration import (AdditiveGaussianModule, AdditiveGaussianWrapper,
                                 ConsistentDropoutModule, EGreedyModule, EGreedyWrapper, NoisyLazyLinear,
                                 NoisyLinear, OrnsteinUhlenbeckProcessModule,
                                 OrnsteinUhlenbeckProcessWrapper, reset_noise)
+from rlmods.multiagent import (Mixer, MultiAgentConvNet, MultiAgentMLP, MultiAgentNetBase, QMixer,
+                               VDNMixer)
 from rlmods.nets import (MLP, BatchRenorm1d, Conv3dNet, ConvNet, Squeeze2dLayer, SqueezeLayer,
                          biased_softplus, inv_softplus, mappings)
 from rlmods.probabilistic import (ProbabilisticActor, SafeProbabilisticModule,
@@ -28,3 +30,5 @@ from rlmods.value import (ActorCriticOperator, ActorCriticWrapper, ActorValueOpe
 from rlmods.rnn import (GRU, LSTM, GRUCell, GRUModule, LSTMCell, LSTMModule,
                         get_primers_from_module, recurrent_mode, set_recurrent_mode)
 from rlmods.planners import CEMPlanner, MPCPlannerBase, MPPIPlanner
+from rlmods.sequence_models import (DecisionTransformer, DecisionTransformerInferenceWrapper,
+                                    DTActor, LMHeadActorValueOperator, OnlineDTActor)

@@ -23,3 +23,12 @@ RECURRENT_STATE_H, RECURRENT_STATE_C = "recurrent_state_h", "recurrent_state_c"
 RECURRENT_STATE = "recurrent_state"
 # What a planner reads from its advantage module (MPPI).
 ADVANTAGE = "advantage"
+# What sequence models read and write (chapter 14): the Decision Transformer's third input,
+# and the keys of an LM-head actor-critic (a language model's tokens, its padding mask, the
+# last token's hidden state "x" and the next-token logits), torchrl's names.
+RETURN_TO_GO = "return_to_go"
+INPUT_IDS, ATTENTION_MASK = "input_ids", "attention_mask"
+LM_HIDDEN, LOGITS = "x", "logits"
+# Multi-agent tensordicts (chapter Multi-agent networks): per-agent entries under "agents",
+# the global state the QMIX mixer reads.
+AGENTS, STATE = "agents", "state"

@@ -37,6 +37,9 @@ CHAPTERS = {
     "rnn": ["LSTMCell", "LSTM", "GRUCell", "GRU", "LSTMModule", "GRUModule", "set_recurrent_mode",
             "recurrent_mode", "get_primers_from_module"],
     "planners": ["MPCPlannerBase", "CEMPlanner", "MPPIPlanner"],
+    "sequence_models": ["DecisionTransformer", "DTActor", "OnlineDTActor",
+                        "DecisionTransformerInferenceWrapper", "LMHeadActorValueOperator"],
+    "multiagent": ["MultiAgentNetBase", "MultiAgentMLP", "MultiAgentConvNet", "QMixer", "VDNMixer"],
 }
 NAMES = [name for names in CHAPTERS.values() for name in names]
 

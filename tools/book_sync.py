@@ -269,6 +269,11 @@ def check() -> list[str]:
                 package[key].source.splitlines(), part.source.splitlines(),
                 f"rlmods/{part.module}.py", f"{part.notebook} cell {part.cell}", lineterm=""))
             problems.append(f"rlmods/{part.module}.py:{part.name} drifted from the book:\n{diff}")
+    for nb in notebooks():
+        for i, module, source in marked_cells(nb):
+            if module in VERBATIM and source != _verbatim_text(source, module):
+                problems.append(f"{nb.name} cell {i} must show rlmods/{module}.py word for word "
+                                "(book_sync.py --write refreshes it)")
     shown_tops = {(module, name.split(".")[0]) for module, name in shown}
     for key, part in package.items():
         if key in shown or part.name.startswith(CONSTANT):  # a constant need not be shown
@@ -282,8 +287,20 @@ def check() -> list[str]:
     return problems
 
 
+# Modules a chapter shows whole, word for word: every chapter that adds a key adds it to
+# ``_keys.py``, and chapter 1's cell follows (the cell keeps its first two lines).
+VERBATIM = {"_keys"}
+
+
+def _verbatim_text(source: str, module: str) -> str:
+    head = source.split("\n", 2)[:2]
+    return "\n".join(head) + "\n" + (PACKAGE / f"{module}.py").read_text().strip()
+
+
 def _rewrite_cell(source: str, module: str, package: dict, added: dict) -> str:
     """The cell with each shown definition replaced by the package's current text."""
+    if module in VERBATIM:
+        return _verbatim_text(source, module)
     tree = ast.parse(source)
     lines = source.split("\n")
     edits = []  # (first line, last line, new text), 1-based inclusive

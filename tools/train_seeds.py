@@ -54,6 +54,7 @@ ALGORITHMS = {
                       {"core": "mlp"}),
     "cem": ("11_planners.ipynb", "Pendulum-v1", "pendulum_planners.json", 200),
     "mppi": ("11_planners.ipynb", "Pendulum-v1", "pendulum_planners.json", 200),
+    "dt": ("14_sequence_models.ipynb", "CartPole-v1", "dt_cartpole_seeds.json", 3_000),
 }
 NOTEBOOKS = {name: ROOT / "book" / notebook for name, (notebook, *_) in ALGORITHMS.items()}
 DEFAULT_OUT = DATA / "cartpole_seeds.json"
