@@ -108,7 +108,8 @@ def test_a_case_without_its_floor_and_an_unknown_name_are_errors(monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["lstm_step", "gru_step", "lstm_sequence_resets",
-                                  "gru_sequence_resets", "cem_planner", "mppi_planner"])
+                                  "gru_sequence_resets", "cem_planner", "mppi_planner",
+                                  "multiagent_mlp_unshared", "multiagent_mlp_shared"])
 def test_the_floor_computes_what_rlmods_and_torchrl_compute(name):
     import torch
 
@@ -122,6 +123,6 @@ def test_the_floor_computes_what_rlmods_and_torchrl_compute(name):
             out = fn()
             out = out[0] if isinstance(out, tuple) else out  # a bare LSTMCell: (h, c)
             outputs[candidate] = out if isinstance(out, torch.Tensor) else out[key]
-    assert set(outputs) == {RLMODS, TORCH, TORCHRL}
-    for candidate in (TORCH, TORCHRL):
+    assert {RLMODS, TORCH, TORCHRL} <= set(outputs)
+    for candidate in set(outputs) - {RLMODS}:  # the multi-agent cases add a Python loop
         torch.testing.assert_close(outputs[candidate], outputs[RLMODS], rtol=1e-5, atol=1e-5)

@@ -17,7 +17,8 @@ from rlmods import (Actor, AdditiveGaussianModule, Bounded, Categorical, Consist
                     LSTMModule, NoisyLinear, OneHot, OrnsteinUhlenbeckProcessModule,
                     ProbabilisticActor, QValueActor, SafeModule, SafeSequential, TanhModule,
                     TanhNormal, ValueOperator, set_exploration_type, set_recurrent_mode)
-from rlmods import ActorCriticOperator, ActorCriticWrapper, ActorValueOperator
+from rlmods import (ActorCriticOperator, ActorCriticWrapper, ActorValueOperator, MultiAgentMLP,
+                    QMixer, VDNMixer)
 
 B, OBS, N = 4, 3, 4
 
@@ -175,6 +176,28 @@ def test_recurrent_modules_compile_in_both_modes_and_match_eager(cls):
             assert got["features"].shape == (B, 5, 8)
             for key, value in expected.items(True, True):
                 torch.testing.assert_close(got.get(key), value, msg=str((mode, key)))
+
+
+MULTIAGENT = {  # networks on bare tensors: (n_agents=4) agents' inputs -> per-agent outputs
+    "MultiAgentMLP": lambda: (MultiAgentMLP(OBS, 2, N, centralized=False, share_params=False,
+                                            depth=1, num_cells=8), (torch.randn(B, N, OBS),)),
+    "MultiAgentMLP, shared, centralized": lambda: (MultiAgentMLP(
+        OBS, 2, N, centralized=True, share_params=True, depth=1, num_cells=8),
+        (torch.randn(B, N, OBS),)),
+    "VDNMixer": lambda: (VDNMixer(N, device="cpu"), (torch.randn(B, N, 1),)),
+    "QMixer": lambda: (QMixer(state_shape=(OBS,), mixing_embed_dim=8, n_agents=N, device="cpu"),
+                       (torch.randn(B, N, 1), torch.randn(B, OBS))),
+}
+
+
+@pytest.mark.parametrize("name", list(MULTIAGENT))
+def test_multiagent_nets_compile_without_graph_breaks_and_match_eager(name):
+    torch.manual_seed(0)
+    module, inputs = MULTIAGENT[name]()
+    compiled = torch.compile(module, fullgraph=True, dynamic=False, backend="aot_eager")
+    with torch.no_grad():
+        for _ in range(2):  # the second call runs the cached graph
+            torch.testing.assert_close(compiled(*inputs), module(*inputs), rtol=0, atol=0)
 
 
 def test_inductor_compiles_an_actor_that_matches_eager():
