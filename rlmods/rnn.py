@@ -335,6 +335,9 @@ class GRU(_PythonRNN, nn.GRU):
 
 
 _RECURRENT_MODE = contextvars.ContextVar("rlmods_recurrent_mode", default=None)
+# The same mode where torch.compile reads it: dynamo cannot trace ContextVar.get (a graph
+# break), and it traces one thread, for which this copy is exact.
+_COMPILED_MODE = {"mode": None}
 
 
 def recurrent_mode() -> bool | None:
@@ -347,6 +350,8 @@ def recurrent_mode() -> bool | None:
         >>> recurrent_mode() is None
         True
     """
+    if torch.compiler.is_compiling():
+        return _COMPILED_MODE["mode"]
     return _RECURRENT_MODE.get()
 
 
@@ -378,9 +383,11 @@ class set_recurrent_mode(contextlib.ContextDecorator):
     def __enter__(self) -> None:
         self._previous.append(_RECURRENT_MODE.get())
         _RECURRENT_MODE.set(self.mode)
+        _COMPILED_MODE["mode"] = self.mode
 
     def __exit__(self, *exc_info) -> None:
         _RECURRENT_MODE.set(self._previous.pop())
+        _COMPILED_MODE["mode"] = _RECURRENT_MODE.get()
 
 
 def split_trajectories(is_init: torch.Tensor):
@@ -542,7 +549,8 @@ class _RecurrentModule(TensorDictModuleBase):
         first = [x.new_zeros(x.shape[0], *shape) if s is None  # the state stored at step 0
                  else s.reshape(-1, steps, *shape)[:, 0]
                  for s, shape in zip(states, self._state_shapes())]
-        if not resets[:, 1:].any():  # one trajectory per row: the whole layer in one call
+        # torch.compile cannot branch on values: it traces the loop, which handles any resets
+        if not torch.compiler.is_compiling() and not resets[:, 1:].any():  # one per row: one call
             restart = resets[:, :1, None]  # (B, 1, 1)
             y, finals = self._run(x, [s.masked_fill(restart, 0.0) for s in first])
             outs = [final.new_zeros(final.shape[0], steps, *final.shape[1:]) for final in finals]

@@ -105,3 +105,24 @@ def test_a_case_without_its_floor_and_an_unknown_name_are_errors(monkeypatch):
         runner.run_cases(["no_floor"], rounds=1, min_run_time=0.001, log=lambda line: None)
     with pytest.raises(ValueError, match=r"unknown cases \['nope'\]"):
         runner.run_cases(["nope"], log=lambda line: None)
+
+
+@pytest.mark.parametrize("name", ["lstm_step", "gru_step", "lstm_sequence_resets",
+                                  "gru_sequence_resets", "cem_planner", "mppi_planner",
+                                  "multiagent_mlp_unshared", "multiagent_mlp_shared"])
+def test_the_floor_computes_what_rlmods_and_torchrl_compute(name):
+    import torch
+
+    case = registry.load_cases()[name]
+    candidates = case.build(registry.Setting(torch.device("cpu"), case.batches[0], quick=True))
+    key = "action" if case.family == "planners" else "features"
+    outputs = {}
+    with torch.no_grad():
+        for candidate, fn in candidates.items():
+            torch.manual_seed(3)  # the planners draw the same candidates
+            out = fn()
+            out = out[0] if isinstance(out, tuple) else out  # a bare LSTMCell: (h, c)
+            outputs[candidate] = out if isinstance(out, torch.Tensor) else out[key]
+    assert {RLMODS, TORCH, TORCHRL} <= set(outputs)
+    for candidate in set(outputs) - {RLMODS}:  # the multi-agent cases add a Python loop
+        torch.testing.assert_close(outputs[candidate], outputs[RLMODS], rtol=1e-5, atol=1e-5)
