@@ -23,3 +23,5 @@ from rlmods.probabilistic import (ProbabilisticActor, SafeProbabilisticModule,
 from rlmods.qvalue import DuelingCnnDQNet, QValueActor, QValueHook, QValueModule
 from rlmods.specs import (Binary, Bounded, Categorical, Composite, MultiCategorical, MultiOneHot,
                           OneHot, Stacked, StackedComposite, TensorSpec, Unbounded)
+from rlmods.world_models import (DreamerActor, ObsDecoder, ObsEncoder, RSSMPosterior, RSSMPrior,
+                                 RSSMRollout, WorldModelWrapper)

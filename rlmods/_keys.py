@@ -16,3 +16,9 @@ LOC, SCALE = "loc", "scale"
 STATE_VALUE, STATE_ACTION_VALUE = "state_value", "state_action_value"
 
 IGNORE = "_"  # an out_key that is not written
+
+# What world models read and write (Dreamer's RSSM, chapter 13; torchrl's keys).
+PIXELS, RECO_PIXELS, ENCODED_LATENTS = "pixels", "reco_pixels", "encoded_latents"
+STATE, BELIEF = "state", "belief"  # the RSSM's stochastic state and deterministic belief
+PRIOR_MEAN, PRIOR_STD = "prior_mean", "prior_std"
+POSTERIOR_MEAN, POSTERIOR_STD = "posterior_mean", "posterior_std"
