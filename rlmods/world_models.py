@@ -21,7 +21,7 @@ from tensordict.nn import (NormalParamExtractor, TensorDictModule, TensorDictMod
 from torch import nn
 
 from rlmods._checks import InvalidValueError, shape_str
-from rlmods._keys import BELIEF, NEXT, STATE
+from rlmods._keys import ACTION, BELIEF, NEXT, STATE
 from rlmods.nets import MLP
 
 
@@ -262,7 +262,7 @@ class RSSMPrior(nn.Module):
     def forward(self, state, belief, action, noise=None):
         owner = type(self).__name__
         _check_size(owner, "state", state, self.state_dim)
-        _check_size(owner, "action", action, self.action_dim)
+        _check_size(owner, ACTION, action, self.action_dim)
         if belief is None:  # the GRU starts from zeros, as in torchrl
             _check_batch(owner, state=state, action=action)
         else:

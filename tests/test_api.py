@@ -32,6 +32,8 @@ CHAPTERS = {
     "qvalue": ["QValueModule", "QValueActor", "QValueHook", "DuelingCnnDQNet"],
     "distributional": ["DistributionalQValueModule", "DistributionalQValueActor",
                        "DistributionalQValueHook", "DistributionalDQNnet"],
+    "world_models": ["WorldModelWrapper", "ObsEncoder", "ObsDecoder", "RSSMPrior", "RSSMPosterior",
+                     "DreamerActor", "RSSMRollout"],
 }
 NAMES = [name for names in CHAPTERS.values() for name in names]
 
