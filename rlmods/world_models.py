@@ -28,15 +28,16 @@ from rlmods.nets import MLP
 def _check_size(owner: str, name: str, value: torch.Tensor, size: int | None) -> None:
     """``value`` must end with ``size`` entries (no check when ``size`` is None)."""
     if size is not None and (value.ndim == 0 or value.shape[-1] != size):
-        raise InvalidValueError(f"{owner}: {name} must have {size} entries in its last dim, "
+        entries = "entry" if size == 1 else "entries"
+        raise InvalidValueError(f"{owner}: {name} must have {size} {entries} in its last dim, "
                                 f"got shape {shape_str(value.shape)}.")
 
 
 def _check_batch(owner: str, **tensors: torch.Tensor) -> None:
     """The tensors must share their leading (batch) dims."""
-    shapes = {name: value.shape for name, value in tensors.items()}
-    if len({shape[:-1] for shape in shapes.values()}) > 1:
-        got = ", ".join(f"{name} {shape_str(shape)}" for name, shape in shapes.items())
+    batches = [value.shape[:-1] for value in tensors.values()]
+    if batches.count(batches[0]) != len(batches):
+        got = ", ".join(f"{name} {shape_str(value.shape)}" for name, value in tensors.items())
         raise InvalidValueError(f"{owner}: the inputs must share their leading dims, got {got}.")
 
 
@@ -179,7 +180,8 @@ class ObsDecoder(nn.Module):
         self.state_to_latent = nn.Sequential(first, nn.ReLU())
         if kernel_sizes is None:
             kernel_sizes = [5, 5, 6, 6] if num_layers == 4 else 5
-        kernel_sizes = [kernel_sizes] * num_layers if isinstance(kernel_sizes, int) else kernel_sizes
+        if isinstance(kernel_sizes, int):
+            kernel_sizes = [kernel_sizes] * num_layers
         if len(kernel_sizes) != num_layers:
             raise ValueError(f"{owner}: kernel_sizes must have num_layers={num_layers} entries, "
                              f"got {list(kernel_sizes)}.")
