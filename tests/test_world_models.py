@@ -448,3 +448,52 @@ def test_error_types_match_torchrl(case):
     theirs, ours = _raised(lambda: ERROR_CASES[case](tm)), _raised(lambda: ERROR_CASES[case](rlmods))
     assert isinstance(ours, type(theirs)), (type(ours), type(theirs))
     assert isinstance(ours, ValueError)
+
+
+# ---- the chapter's stored five-seed results ---------------------------------------------
+
+def _train_seeds():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "train_seeds.py"
+    spec = importlib.util.spec_from_file_location("train_seeds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _stored_results_problems(stored: dict) -> list:
+    """How the stored results differ from the chapter's ``train`` cells (hash, HPARAMS)."""
+    import nbformat
+
+    train_seeds = _train_seeds()
+    nb = nbformat.read(train_seeds.ROOT / "book" / "13_world_models.ipynb", as_version=4)
+    cells = [c.source for c in nb.cells if "train" in c.metadata.get("tags", [])]
+    namespace = {}
+    exec(next(c for c in cells if "HPARAMS =" in c), namespace)  # noqa: S102 - the imports + HPARAMS
+    problems = []
+    if stored["code_hash"] != train_seeds.code_hash(cells):
+        problems.append("code_hash")
+    if stored["hparams"] != namespace["HPARAMS"]:
+        problems.append("hparams")
+    return problems
+
+
+def test_stored_world_model_seeds_match_the_chapters_training_cells():
+    import json
+
+    stored = json.loads((_train_seeds().DATA / "world_model_seeds.json").read_text())
+    assert _stored_results_problems(stored) == []
+    assert sorted(stored["seeds"]) == ["0", "1", "2", "3", "4"]
+    for run in stored["seeds"].values():
+        assert len(run["reco"]) == stored["steps"] and run["after"] < run["baseline"]
+
+
+def test_stored_world_model_seeds_check_detects_other_code_and_hyperparameters():
+    import json
+
+    stored = json.loads((_train_seeds().DATA / "world_model_seeds.json").read_text())
+    stored["hparams"]["lr"] *= 2
+    stored["code_hash"] = "0" * 16
+    assert _stored_results_problems(stored) == ["code_hash", "hparams"]
