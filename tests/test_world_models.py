@@ -497,3 +497,44 @@ def test_stored_world_model_seeds_check_detects_other_code_and_hyperparameters()
     stored["hparams"]["lr"] *= 2
     stored["code_hash"] = "0" * 16
     assert _stored_results_problems(stored) == ["code_hash", "hparams"]
+
+
+# ---- more contract details ----------------------------------------------------------------
+
+def test_a_scalar_where_a_vector_is_expected_is_named():
+    with pytest.raises(InvalidValueError, match=r"RSSMPrior: action must have 1 entry in its last "
+                                                r"dim, got shape \(\)\."):
+        RSSMPrior(Unbounded(1), 16, 16, 4)(torch.zeros(4), torch.zeros(16), torch.tensor(0.5))
+
+
+@pytest.mark.parametrize("build,args,owner", [
+    (lambda: ObsDecoder(channels=4, latent_dim=10), (torch.zeros(2, 4), torch.zeros(3, 6)),
+     "ObsDecoder"),
+    (lambda: RSSMPosterior(8, 4, rnn_hidden_dim=16, obs_embed_dim=12),
+     (torch.zeros(2, 16), torch.zeros(3, 12)), "RSSMPosterior"),
+    (lambda: DreamerActor(2, depth=1, num_cells=8), (torch.zeros(2, 4), torch.zeros(3, 6)),
+     "DreamerActor"),
+])
+def test_inputs_with_different_leading_dims_are_named(build, args, owner):
+    with pytest.raises(InvalidValueError, match=rf"{owner}: the inputs must share their leading "
+                                                r"dims, got \w+ \(2, \d+\), \w+ \(3, \d+\)\."):
+        build()(*args)
+
+
+def test_decoder_and_actor_keep_any_leading_dims():
+    decoder = ObsDecoder(channels=4, latent_dim=10, out_channels=1)
+    state, belief = _randn(2, 3, 4), _randn(2, 3, 6, seed=1)
+    flat = decoder(state.reshape(6, 4), belief.reshape(6, 6))
+    assert_close(decoder(state, belief).reshape(6, 1, 64, 64), flat)
+    assert decoder(state[0, 0], belief[0, 0]).shape == (1, 64, 64)  # no batch dim at all
+    actor = DreamerActor(2, depth=1, num_cells=8)
+    loc, scale = actor(state, belief)
+    assert loc.shape == scale.shape == (2, 3, 2)
+
+
+def test_encoder_without_batch_dims_returns_a_vector_as_torchrl():
+    theirs = tm.ObsEncoder(channels=4, in_channels=1)
+    ours = _copy_weights(theirs, ObsEncoder(channels=4, in_channels=1))
+    frame = _randn(1, 64, 64)
+    assert ours(frame).shape == theirs(frame).shape == (4 * 8 * 2 * 2,)
+    assert_close(ours(frame), theirs(frame))
