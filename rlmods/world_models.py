@@ -270,12 +270,14 @@ class RSSMPrior(nn.Module):
         else:
             _check_size(owner, "belief", belief, self.rnn_hidden_dim)
             _check_batch(owner, state=state, belief=belief, action=action)
-            belief = belief.reshape(-1, self.rnn_hidden_dim)
         action_state = self.action_state_projector(torch.cat([state, action], dim=-1))  # (*B, H)
-        # nn.GRUCell takes (N, H) only: flatten the leading dims and restore them.
-        *batch, hidden = action_state.shape
-        belief = self.rnn(action_state.reshape(-1, hidden), belief)
-        belief = belief.reshape(*batch, self.rnn_hidden_dim)  # (*B, rnn_hidden_dim)
+        if action_state.ndim <= 2:  # what nn.GRUCell takes: (H,) or (N, H)
+            belief = self.rnn(action_state, belief)
+        else:  # flatten the leading dims around the GRU and restore them
+            *batch, hidden = action_state.shape
+            flat = None if belief is None else belief.reshape(-1, self.rnn_hidden_dim)
+            belief = self.rnn(action_state.reshape(-1, hidden), flat)
+            belief = belief.reshape(*batch, self.rnn_hidden_dim)  # (*B, rnn_hidden_dim)
         prior_mean, prior_std = self.rnn_to_prior_projector(belief)  # (*B, state_dim) each
         state = prior_mean + _check_noise(owner, noise, prior_std) * prior_std
         return prior_mean, prior_std, state, belief
@@ -327,9 +329,11 @@ class RSSMPosterior(nn.Module):
         _check_size(owner, "obs_embedding", obs_embedding, self.obs_embed_dim)
         _check_batch(owner, belief=belief, obs_embedding=obs_embedding)
         features = torch.cat([belief, obs_embedding], dim=-1)
-        first = self.obs_rnn_to_post_projector[0]
-        if not isinstance(first, nn.LazyLinear):  # a lazy layer sized itself at the first call
-            _check_size(owner, "cat([belief, obs_embedding], -1)", features, first.in_features)
+        if self.rnn_hidden_dim is None or self.obs_embed_dim is None:  # a lazy first layer
+            first = self.obs_rnn_to_post_projector[0]
+            if not isinstance(first, nn.LazyLinear):  # it sized itself at the first call
+                _check_size(owner, "cat([belief, obs_embedding], -1)", features,
+                            first.in_features)
         posterior_mean, posterior_std = self.obs_rnn_to_post_projector(features)
         state = posterior_mean + _check_noise(owner, noise, posterior_std) * posterior_std
         return posterior_mean, posterior_std, state
