@@ -538,3 +538,108 @@ def test_encoder_without_batch_dims_returns_a_vector_as_torchrl():
     frame = _randn(1, 64, 64)
     assert ours(frame).shape == theirs(frame).shape == (4 * 8 * 2 * 2,)
     assert_close(ours(frame), theirs(frame))
+
+
+# ---- details found by mutation testing (tools/mutation.sh world_models) -------------------
+
+@pytest.mark.parametrize("name", ["ObsEncoder", "ObsDecoder", "RSSMPrior", "RSSMPosterior",
+                                  "DreamerActor", "RSSMRollout", "WorldModelWrapper"])
+def test_signature_and_defaults_are_torchrl_s(name):
+    import inspect
+
+    import rlmods
+
+    ours = inspect.signature(getattr(rlmods, name).__init__).parameters
+    theirs = inspect.signature(getattr(tm, name).__init__).parameters
+    assert list(ours) == list(theirs)
+    assert [repr(p.default) for p in ours.values()] == [repr(p.default) for p in theirs.values()]
+
+
+@pytest.mark.parametrize("build", [
+    lambda d: ObsEncoder(channels=4, in_channels=1, device=d),
+    lambda d: ObsEncoder(channels=4, device=d),
+    lambda d: ObsDecoder(channels=4, latent_dim=10, device=d),
+    lambda d: ObsDecoder(channels=4, device=d),
+    lambda d: RSSMPrior(Unbounded(2), 16, 16, 4, device=d),
+    lambda d: RSSMPosterior(8, 4, rnn_hidden_dim=16, obs_embed_dim=12, device=d),
+    lambda d: RSSMPosterior(8, 4, device=d),
+    lambda d: DreamerActor(2, depth=1, num_cells=8, device=d),
+])
+def test_every_parameter_is_created_on_the_device(build):
+    module = build("meta")
+    assert {p.device.type for p in module.parameters()} == {"meta"}
+
+
+def test_explicit_sizes_build_the_first_layers_at_once():
+    decoder = ObsDecoder(channels=4, latent_dim=10)
+    assert type(decoder.state_to_latent[0]) is nn.Linear and decoder.state_to_latent[0].in_features == 10
+    posterior = RSSMPosterior(8, 4, rnn_hidden_dim=16, obs_embed_dim=12)
+    first = posterior.obs_rnn_to_post_projector[0]
+    assert type(first) is nn.Linear and first.in_features == 28
+    assert RSSMPrior(Unbounded(2), 16, 16, 4).action_shape == Unbounded(2).shape
+
+
+def test_encoder_frame_checks_each_side_and_the_smallest_size():
+    encoder = ObsEncoder(channels=4, in_channels=1)
+    with pytest.raises(InvalidValueError, match=r"at least 46x46 for 4 layers"):
+        encoder(torch.zeros(1, 64, 32))  # only the width is too small
+    with pytest.raises(InvalidValueError, match=r"at least 4x4 for 1 layers"):
+        ObsEncoder(channels=4, num_layers=1, in_channels=1)(torch.zeros(1, 3, 3))
+
+
+def test_depth_warning_text_and_where_it_points():
+    with pytest.warns(UserWarning, match=r"ObsEncoder: the depth argument will soon mean the depth "
+                                         r"of the network; use channels for the layer size and "
+                                         r"num_layers for the depth\.") as record:
+        ObsEncoder(depth=4, in_channels=1)
+    assert record[0].filename == __file__
+
+
+def test_prior_without_belief_checks_and_flattens_the_batch():
+    prior = RSSMPrior(Unbounded(2), 16, 16, 4)
+    with pytest.raises(InvalidValueError, match=r"RSSMPrior: the inputs must share their leading "
+                                                r"dims, got state \(3, 4\), action \(2, 2\)\."):
+        prior(torch.zeros(3, 4), None, torch.zeros(2, 2))
+    noise = _randn(5, 3, 4, seed=3)
+    out = prior(_randn(5, 3, 4), None, _randn(5, 3, 2, seed=1), noise)
+    flat = prior(_randn(5, 3, 4).reshape(15, 4), None, _randn(5, 3, 2, seed=1).reshape(15, 2),
+                 noise.reshape(15, 4))
+    for a, b in zip(out, flat):
+        assert_close(a.reshape(15, -1), b)
+
+
+def test_posterior_floors_the_std_and_names_itself_in_every_error():
+    posterior = RSSMPosterior(8, 4, scale_lb=0.2, rnn_hidden_dim=16, obs_embed_dim=12)
+    with torch.no_grad():
+        posterior.obs_rnn_to_post_projector[2].bias[4:] = -100.0
+    std = posterior(torch.zeros(3, 16), torch.zeros(3, 12))[1]
+    assert torch.equal(std, torch.full_like(std, 0.2))
+    with pytest.raises(InvalidValueError, match=r"^RSSMPosterior: belief must have 16 entries"):
+        posterior(torch.zeros(3, 15), torch.zeros(3, 12))
+    with pytest.raises(InvalidValueError, match=r"^RSSMPosterior: noise must have the state's "
+                                                r"shape \(3, 4\), got shape \(3, 5\)\."):
+        posterior(torch.zeros(3, 16), torch.zeros(3, 12), torch.zeros(3, 5))
+    half = RSSMPosterior(8, 4, rnn_hidden_dim=16)  # lazy: sized by its first call
+    half(torch.zeros(3, 16), torch.zeros(3, 10))
+    with pytest.raises(InvalidValueError, match=r"^RSSMPosterior: cat\(\[belief, obs_embedding\], "
+                                                r"-1\) must have 26 entries"):
+        half(torch.zeros(3, 16), torch.zeros(3, 12))
+
+
+def test_use_scan_message_in_full():
+    with pytest.raises(ValueError, match=r"^RSSMRollout: use_scan must be False \(rlmods runs the "
+                                         r"Python loop, which gives the same results\), got True\.$"):
+        RSSMRollout(*_rollout_modules(SafeModule, *_rollout_pair()[2:]), use_scan=True)
+
+
+def test_compiled_rollout_step_gives_the_same_results():
+    _, ours, prior, posterior = _rollout_pair()
+    compiled = RSSMRollout(*_rollout_modules(SafeModule, prior, posterior), compile_step=True,
+                           compile_backend="eager", compile_mode=None)
+    assert (compiled.compile_backend, compiled.compile_mode) == ("eager", None)
+    torch.manual_seed(0)
+    expected = ours(_sequence(steps=3))
+    torch.manual_seed(0)
+    out = compiled(_sequence(steps=3))
+    for key in ROLLOUT_KEYS:
+        assert_close(out[key], expected[key])
