@@ -32,3 +32,5 @@ from rlmods.rnn import (GRU, LSTM, GRUCell, GRUModule, LSTMCell, LSTMModule,
 from rlmods.planners import CEMPlanner, MPCPlannerBase, MPPIPlanner
 from rlmods.sequence_models import (DecisionTransformer, DecisionTransformerInferenceWrapper,
                                     DTActor, LMHeadActorValueOperator, OnlineDTActor)
+from rlmods.world_models import (DreamerActor, ObsDecoder, ObsEncoder, RSSMPosterior, RSSMPrior,
+                                 RSSMRollout, WorldModelWrapper)

@@ -32,3 +32,8 @@ LM_HIDDEN, LOGITS = "x", "logits"
 # Multi-agent tensordicts (chapter Multi-agent networks): per-agent entries under "agents",
 # the global state the QMIX mixer reads.
 AGENTS, STATE = "agents", "state"
+# What world models read and write (Dreamer's RSSM, chapter 13; torchrl's keys).
+PIXELS, RECO_PIXELS, ENCODED_LATENTS = "pixels", "reco_pixels", "encoded_latents"
+BELIEF = "belief"  # the RSSM's deterministic belief; its stochastic state is STATE above
+PRIOR_MEAN, PRIOR_STD = "prior_mean", "prior_std"
+POSTERIOR_MEAN, POSTERIOR_STD = "posterior_mean", "posterior_std"

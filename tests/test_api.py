@@ -40,6 +40,8 @@ CHAPTERS = {
     "sequence_models": ["DecisionTransformer", "DTActor", "OnlineDTActor",
                         "DecisionTransformerInferenceWrapper", "LMHeadActorValueOperator"],
     "multiagent": ["MultiAgentNetBase", "MultiAgentMLP", "MultiAgentConvNet", "QMixer", "VDNMixer"],
+    "world_models": ["WorldModelWrapper", "ObsEncoder", "ObsDecoder", "RSSMPrior", "RSSMPosterior",
+                     "DreamerActor", "RSSMRollout"],
 }
 NAMES = [name for names in CHAPTERS.values() for name in names]
 

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "rlmods"
 # The chapters' modules in book order; a module may import from the ones before it.
 CHAPTER_ORDER = ["specs", "envs", "nets", "actors", "distributions", "probabilistic", "exploration",
                  "qvalue", "distributional", "value", "rnn", "planners", "multiagent",
-                 "sequence_models"]
+                 "world_models", "sequence_models"]
 # Strings that are keys by meaning wherever they appear ("loc"/"scale" also name
 # torch.distributions parameters, and "_" is too short to police).
 KEY_STRINGS = {keys.ACTION, keys.OBSERVATION, keys.REWARD, keys.NEXT, keys.DONE, keys.TERMINATED,
