@@ -12,3 +12,15 @@ def raised(build) -> BaseException:
     except Exception as error:  # noqa: BLE001 - the class itself is what the tests compare
         return error
     raise AssertionError("expected an exception, none was raised")
+
+
+def train_seeds_module():
+    """``tools/train_seeds.py`` as a module: the stored seed results are checked through it."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "tools" / "train_seeds.py"
+    spec = importlib.util.spec_from_file_location("train_seeds", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -14,6 +14,7 @@ from rlmods import (Binary, Bounded, Categorical, Composite, DuelingCnnDQNet, In
 from rlmods.qvalue import chosen_action_value, greedy_action
 from rlmods import Unbounded
 from oracle_helpers import raised as _raised
+from oracle_helpers import train_seeds_module
 
 KEYS = ("action", "action_value", "chosen_action_value")
 
@@ -350,26 +351,15 @@ def test_values_wider_than_the_spec_are_rejected_better_than_torchrl(strict_shap
 
 # ---- the stored training evidence comes from the chapters' own training cells --------------
 
-def _train_seeds():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "tools" / "train_seeds.py"
-    spec = importlib.util.spec_from_file_location("train_seeds", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_stored_seed_results_match_the_notebooks_training_cells():
-    train_seeds = _train_seeds()
+    train_seeds = train_seeds_module()
     assert train_seeds.check() == []
 
 
 def test_stored_seed_results_check_detects_other_hyperparameters(tmp_path):
     import json
 
-    train_seeds = _train_seeds()
+    train_seeds = train_seeds_module()
     stored = json.loads(train_seeds.DEFAULT_OUT.read_text())
     stored["algorithms"]["dqn"]["hparams"]["lr"] *= 2
     stored["algorithms"]["c51"]["code_hash"] = "0" * 16

@@ -15,6 +15,7 @@ from rlmods import (DreamerActor, InvalidValueError, ObsDecoder, ObsEncoder, RSS
                     RSSMPrior, RSSMRollout, SafeModule, Unbounded, WorldModelWrapper)
 from rlmods.world_models import conv_out_size
 from oracle_helpers import raised as _raised
+from oracle_helpers import train_seeds_module
 
 
 def _randn(*shape, seed=0):
@@ -452,22 +453,11 @@ def test_error_types_match_torchrl(case):
 
 # ---- the chapter's stored five-seed results ---------------------------------------------
 
-def _train_seeds():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "tools" / "train_seeds.py"
-    spec = importlib.util.spec_from_file_location("train_seeds", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _stored_results_problems(stored: dict) -> list:
     """How the stored results differ from the chapter's ``train`` cells (hash, HPARAMS)."""
     import nbformat
 
-    train_seeds = _train_seeds()
+    train_seeds = train_seeds_module()
     nb = nbformat.read(train_seeds.ROOT / "book" / "13_world_models.ipynb", as_version=4)
     cells = [c.source for c in nb.cells if "train" in c.metadata.get("tags", [])]
     namespace = {}
@@ -483,7 +473,7 @@ def _stored_results_problems(stored: dict) -> list:
 def test_stored_world_model_seeds_match_the_chapters_training_cells():
     import json
 
-    stored = json.loads((_train_seeds().DATA / "world_model_seeds.json").read_text())
+    stored = json.loads((train_seeds_module().DATA / "world_model_seeds.json").read_text())
     assert _stored_results_problems(stored) == []
     assert sorted(stored["seeds"]) == ["0", "1", "2", "3", "4"]
     for run in stored["seeds"].values():
@@ -493,7 +483,7 @@ def test_stored_world_model_seeds_match_the_chapters_training_cells():
 def test_stored_world_model_seeds_check_detects_other_code_and_hyperparameters():
     import json
 
-    stored = json.loads((_train_seeds().DATA / "world_model_seeds.json").read_text())
+    stored = json.loads((train_seeds_module().DATA / "world_model_seeds.json").read_text())
     stored["hparams"]["lr"] *= 2
     stored["code_hash"] = "0" * 16
     assert _stored_results_problems(stored) == ["code_hash", "hparams"]
