@@ -929,3 +929,59 @@ def test_stack_never_splits_the_category_dim():
                                          r"the category dim of OneHot of shape \(3,\), got -1"):
         torch.stack([OneHot(3), OneHot(3)], -1)
     assert torch.stack([OneHot(3), OneHot(3)], -2).shape == (2, 3)
+
+
+# ---- is_in's value checks: few reductions, the same answers --------------------------------
+@pytest.mark.parametrize("value,expected", [
+    ([[0, 1, 0], [1, 0, 0]], True), ([[0, 0, 0]], False), ([[1, 0, 5]], False),
+    ([[0, 2, 0]], False), ([[1, 0, 0], [0, 0, 0]], False)])
+def test_one_hot_is_in_checks_every_entry(value, expected):
+    assert OneHot(3, dtype=torch.int64).is_in(torch.tensor(value)) is expected
+    assert bool(trl.OneHot(3, dtype=torch.int64).is_in(torch.tensor(value))) is expected
+
+
+@pytest.mark.parametrize("value", [[[2, -1, 0]], [[1, 1, -1]]])
+def test_one_hot_is_in_rejects_entries_other_than_0_and_1_better_than_torchrl(value):
+    assert not OneHot(3, dtype=torch.int64).is_in(torch.tensor(value))
+
+
+@pytest.mark.torchrl_bug
+@pytest.mark.parametrize("value", [[[2, -1, 0]], [[1, 1, -1]]])
+def test_torchrl_one_hot_is_in_only_checks_the_sum(value):
+    assert bool(trl.OneHot(3, dtype=torch.int64).is_in(torch.tensor(value)))
+
+
+def test_one_hot_is_in_bool_mask_and_empty_batch():
+    spec = OneHot(3)  # bool by default
+    assert spec.is_in(torch.tensor([[False, True, False]]))
+    assert not spec.is_in(torch.tensor([[True, True, False]]))
+    assert spec.is_in(torch.zeros(0, 3, dtype=spec.dtype))
+    masked = OneHot(3, dtype=torch.int64, mask=torch.tensor([True, False, True]))
+    assert masked.is_in(torch.tensor([[1, 0, 0]])) and not masked.is_in(torch.tensor([[0, 1, 0]]))
+
+
+@pytest.mark.parametrize("value,expected", [([0, 2, 1], True), ([-1, 0], False), ([3], False)])
+def test_categorical_is_in_checks_the_range(value, expected):
+    assert Categorical(3).is_in(torch.tensor(value)) is expected
+    assert Categorical(3).is_in(torch.zeros(0, dtype=torch.int64))
+
+
+def test_bounded_is_in_rejects_nan_and_values_outside():
+    spec = Bounded(-1.0, 1.0, shape=(2,))
+    assert spec.is_in(torch.tensor([[0.5, -1.0], [1.0, 0.0]]))
+    assert not spec.is_in(torch.tensor([[0.5, 1.5]]))
+    assert not spec.is_in(torch.tensor([[float("nan"), 0.0]]))
+    assert not bool(trl.Bounded(-1.0, 1.0, shape=(2,)).is_in(torch.tensor([[float("nan"), 0.0]])))
+    flags = Bounded(False, True, shape=(2,), dtype=torch.bool)
+    assert flags.is_in(torch.tensor([True, False]))
+
+
+def test_encode_of_a_numpy_array_shares_its_memory_like_as_tensor():
+    spec = Unbounded(3)
+    array = np.zeros(3, dtype=np.float32)
+    tensor = spec.encode(array)
+    array[0] = 7.0  # torch.as_tensor shares memory too: a gymnasium array is fresh each step
+    assert tensor.tolist() == [7.0, 0.0, 0.0] and tensor.dtype == torch.float32
+    cast = spec.encode(np.zeros(3, dtype=np.float64))  # another dtype: converted, not shared
+    assert cast.dtype == torch.float32
+    assert Unbounded(3, dtype=torch.float64).encode(array).dtype == torch.float64
