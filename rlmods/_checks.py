@@ -10,6 +10,7 @@ rlmods error, and the switch for the per-call checks that read tensor values.
 from __future__ import annotations
 
 import torch
+from tensordict import TensorDict
 
 
 class InvalidValueError(ValueError, NotImplementedError):
@@ -84,9 +85,20 @@ def key_str(key) -> str:
     return repr(key)
 
 
+def get_entry(tensordict, key):
+    """``tensordict.get(key, None)``, by the cheapest path.
+
+    A string key of a plain ``TensorDict`` is read with its ``_get_str``: ``get`` first turns
+    the key into a tuple and sorts out its arguments, most of a 0.5 µs read at batch 1.
+    """
+    if type(key) is str and type(tensordict) is TensorDict:
+        return tensordict._get_str(key, None)
+    return tensordict.get(key, None)
+
+
 def require_key(tensordict, key, owner: str):
     """``tensordict[key]``, or a one-line KeyError naming the key and what was there."""
-    value = tensordict.get(key, None)
+    value = get_entry(tensordict, key)
     if value is None:
         present = sorted(str(k) for k in tensordict.keys(include_nested=True, leaves_only=True))
         raise KeyError(f"{owner}: expected key {key_str(key)} in the input tensordict, "

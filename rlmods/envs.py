@@ -20,7 +20,8 @@ from tensordict.nn import InteractionType, set_interaction_type
 from tensordict.nn.probabilistic import interaction_type
 from torch import nn
 
-from rlmods._checks import InvalidValueError, require_key, shape_str, validate_args
+from rlmods._checks import (InvalidValueError, get_entry, require_key, shape_str,
+                            validate_args)
 from rlmods._keys import (ACTION, DONE, IS_INIT, NEXT, OBSERVATION, REWARD, TERMINATED,
                           TRUNCATED)
 from rlmods.specs import (Binary, Bounded, Categorical, Composite, MultiCategorical,
@@ -65,24 +66,74 @@ def step_mdp(tensordict: TensorDictBase, next_tensordict: TensorDictBase | None 
         >>> sorted(step_mdp(td).keys()), step_mdp(td)["observation"].tolist()
         (['observation'], [1.0, 1.0])
     """
+    excluded = _excluded_keys(exclude_reward, exclude_done, exclude_action, reward_keys,
+                              done_keys, action_keys)
+    if keep_other:
+        out = _next_root(tensordict, excluded)
+    else:
+        nxt = tensordict.get(NEXT)
+        out = nxt.empty()
+        if not exclude_action:  # only the action comes along from the root
+            for key in (action_keys if isinstance(action_keys, list) else [action_keys]):
+                out.set(key, tensordict.get(key))
+        _copy_leaves(nxt, out, excluded)
+    return out if next_tensordict is None else next_tensordict.update(out)
+
+
+def _next_root(tensordict: TensorDictBase, excluded: set) -> TensorDictBase:
+    """``step_mdp`` keeping the other entries: the root's (not ``"next"``), then ``"next"``'s."""
+    nxt = tensordict.get(NEXT)
+    out = nxt.empty()
+    if (type(tensordict) is TensorDict and type(nxt) is TensorDict
+            and nxt.batch_size == tensordict.batch_size and nxt.device == tensordict.device):
+        _copy_flat(tensordict, nxt, out, excluded)
+    else:
+        _copy_leaves(tensordict, out, excluded | {(NEXT,)})
+        _copy_leaves(nxt, out, excluded)
+    return out
+
+
+def _excluded_keys(exclude_reward: bool, exclude_done: bool, exclude_action: bool,
+                   reward_keys, done_keys, action_keys) -> set:
+    """The keys ``step_mdp`` leaves behind, as tuples (``rollout`` works them out once)."""
     excluded = set()
     for exclude, keys in ((exclude_reward, reward_keys), (exclude_done, done_keys),
                           (exclude_action, action_keys)):
         if exclude:
             excluded |= {_key_tuple(key) for key in (keys if isinstance(keys, list) else [keys])}
-    nxt = tensordict.get(NEXT)
-    out = nxt.empty()
-    if (keep_other and type(tensordict) is TensorDict and type(nxt) is TensorDict
-            and nxt.batch_size == tensordict.batch_size and nxt.device == tensordict.device):
-        _copy_flat(tensordict, nxt, out, excluded)  # the root's entries, then "next"'s
-        return out if next_tensordict is None else next_tensordict.update(out)
-    if keep_other:
-        _copy_leaves(tensordict, out, excluded | {(NEXT,)})
-    elif not exclude_action:  # only the action comes along from the root
-        for key in (action_keys if isinstance(action_keys, list) else [action_keys]):
-            out.set(key, tensordict.get(key))
-    _copy_leaves(nxt, out, excluded)
-    return out if next_tensordict is None else next_tensordict.update(out)
+    return excluded
+
+
+def _stack_alike(tensordicts: list, dim: int) -> TensorDict | None:
+    """``torch.stack(tensordicts, dim)`` key by key, or None unless they are all alike.
+
+    Alike: plain TensorDicts with the same batch size, device and keys, nested ones alike in
+    turn, and tensors of one shape under each key, as a rollout's steps usually are. Then the
+    stack is one ``torch.stack`` per key (tensordict's general stack costs about 20 µs per
+    TensorDict, more than a CartPole step). Otherwise the caller stacks as tensordict does.
+    """
+    first = tensordicts[0]
+    keys, batch, device = first._tensordict.keys(), first.batch_size, first.device
+    if any(type(td) is not TensorDict or td.batch_size != batch or td.device != device
+           or td._tensordict.keys() != keys for td in tensordicts):
+        return None
+    stacked = {}
+    for key, value in first._tensordict.items():
+        values = [td._tensordict[key] for td in tensordicts]
+        if type(value) is TensorDict:
+            value = _stack_alike(values, dim)
+        elif isinstance(value, torch.Tensor):
+            try:
+                value = torch.stack(values, dim)
+            except RuntimeError:  # shapes that differ: a lazy stack's business
+                return None
+        else:  # non-tensor data
+            return None
+        if value is None:
+            return None
+        stacked[key] = value
+    batch_size = (*batch[:dim], len(tensordicts), *batch[dim:])
+    return TensorDict(stacked, batch_size=batch_size, device=device)
 
 
 def _key_tuple(key) -> tuple:
@@ -131,9 +182,10 @@ def _spec_property(full: str, key: str, leaf: bool) -> property:
     """
 
     def get(self):
-        spec = getattr(self, full)
-        keys = spec.keys(True, True)
-        return spec[keys[0]] if leaf and len(keys) == 1 else spec
+        if not leaf:
+            return getattr(self, full)
+        leaves = self._leaves(full)  # kept while the spec is locked
+        return leaves[0][1] if len(leaves) == 1 else getattr(self, full)
 
     def set(self, spec) -> None:
         if not isinstance(spec, Composite):
@@ -309,16 +361,17 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
     # -- the MDP ------------------------------------------------------------------------
     def _complete_done(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Fill ``done`` from ``terminated | truncated`` (and ``terminated`` from ``done``)."""
-        keys = tensordict.keys()
-        if DONE not in keys and TERMINATED in keys:
-            done = tensordict.get(TERMINATED)
-            if TRUNCATED in keys:
-                done = done | tensordict.get(TRUNCATED)
-            tensordict.set(DONE, done)
-        elif TERMINATED in self.full_done_spec.keys() and TERMINATED not in keys and DONE in keys:
-            tensordict.set(TERMINATED, tensordict.get(DONE))
+        done_keys = self.done_keys
+        if all(get_entry(tensordict, key) is not None for key in done_keys):
+            return tensordict  # an env that wrote them all: the common case
+        done, terminated = get_entry(tensordict, DONE), get_entry(tensordict, TERMINATED)
+        if done is None and terminated is not None:
+            truncated = get_entry(tensordict, TRUNCATED)
+            tensordict.set(DONE, terminated if truncated is None else terminated | truncated)
+        elif terminated is None and done is not None and TERMINATED in done_keys:
+            tensordict.set(TERMINATED, done)
         for key, spec in self._leaves("full_done_spec"):
-            if tensordict.get(key, None) is None:
+            if get_entry(tensordict, key) is None:
                 tensordict.set(key, spec.zero())
         return tensordict
 
@@ -334,10 +387,11 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
             self._check_not_done(out, reset)
         if tensordict is None:
             return out
+        fresh = out.keys()
         for key in tensordict.keys():
-            if key not in out.keys() and key not in (NEXT, "_reset"):
+            if key not in fresh and key not in (NEXT, "_reset"):
                 out.set(key, tensordict.get(key))
-        if reset is not None:  # keep the entries that were not asked to reset
+        if reset is not None and not bool(reset.all()):  # keep the entries not asked to reset
             for key in out.keys(True, True):
                 old = tensordict.get(key, None)
                 if old is not None and old.shape == out.get(key).shape:
@@ -349,7 +403,7 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
     def _check_not_done(self, tensordict: TensorDictBase, reset) -> None:
         """A fresh episode must not be done (unless ``allow_done_after_reset``), as in torchrl."""
         for key in self.done_keys:
-            done = tensordict.get(key)
+            done = get_entry(tensordict, key)
             if reset is not None:  # only the entries asked to reset
                 done = done & reset.reshape(done.shape)
             if done.any():
@@ -371,9 +425,10 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
                                  f"got shape {shape_str(action.shape)}.")
             if not validate_args(self.run_type_checks):  # the value checks below sync a GPU
                 continue
-            cast = action.to(spec.dtype)
+            cast = action if action.dtype == spec.dtype else action.to(spec.dtype)
             # A discrete action must survive the cast: 0.5 is not category 0.
-            lossy = spec.domain == "discrete" and not torch.equal(cast.to(action.dtype), action)
+            lossy = (cast is not action and spec.domain == "discrete"
+                     and not torch.equal(cast.to(action.dtype), action))
             if lossy or not spec.is_in(cast):
                 raise ValueError(f"{owner}: {key!r} must lie in the action spec {spec}, "
                                  f"got {action.tolist()}.")
@@ -394,7 +449,13 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         next_tensordict = self._complete_done(self._step(tensordict))
         if self.run_type_checks:
             self._type_check(next_tensordict)
-        tensordict.set(NEXT, next_tensordict)
+        if (type(tensordict) is TensorDict and type(next_tensordict) is TensorDict
+                and next_tensordict.batch_size == tensordict.batch_size
+                and next_tensordict.device == tensordict.device):
+            # what set checks holds already: store it directly (a microsecond a step)
+            tensordict._set_str(NEXT, next_tensordict, inplace=False, validated=True)
+        else:
+            tensordict.set(NEXT, next_tensordict)
         return tensordict
 
     def step_and_maybe_reset(self, tensordict: TensorDictBase):
@@ -405,9 +466,11 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
 
     def maybe_reset(self, tensordict: TensorDictBase) -> TensorDictBase:
         """Reset the entries of a root tensordict (as ``step_mdp`` returns) that are done."""
-        done = tensordict.get(DONE, None)
+        done = get_entry(tensordict, DONE)
         if done is None or not done.any():
             return tensordict
+        if done.all():  # every entry ended (an unbatched env's only one): a plain reset
+            return self.reset(tensordict)
         return self.reset(tensordict.clone(False).set("_reset", done))
 
     def rand_action(self, tensordict: TensorDictBase | None = None) -> TensorDictBase:
@@ -485,6 +548,9 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         if storing_device is not None:
             steps = [step.to(storing_device) for step in steps]
         dim = len(self.batch_size)
+        stacked = _stack_alike(steps, dim) if out is None else None
+        if stacked is not None:
+            return stacked
         if return_contiguous:
             return torch.stack(steps, dim, out=out)
         return LazyStackedTensorDict.maybe_dense_stack(steps, dim, out=out)
@@ -522,7 +588,7 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         if out is not tensordict:  # a policy that writes in place returns its input
             tensordict.update(out)
         for key, _ in self._leaves("full_action_spec"):
-            if tensordict.get(key, None) is None:
+            if get_entry(tensordict, key) is None:
                 written = sorted(map(str, tensordict.keys(True, True)))
                 raise KeyError(f"{type(self).__name__}.rollout: the policy must write the "
                                f"action key {key!r}, it wrote keys {written}.")
@@ -532,16 +598,17 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
                        all_done: bool) -> list:
         """The transitions of ``rollout``: act, step, store, move time forward."""
         steps, running = [], None  # running: the entries still stepping (break_when_all_done)
-        action_keys, reward_keys = self.action_keys, self.reward_keys
+        # step_mdp's excluded keys (the action and the reward), worked out once
+        excluded = _excluded_keys(True, False, True, self.reward_keys, None, self.action_keys)
         for t in range(max_steps):
             tensordict = self.step(self._act(tensordict, policy))
-            done = tensordict.get((NEXT, DONE)).reshape(self.batch_size)
+            done = tensordict.get(NEXT).get(DONE).reshape(self.batch_size)
             if running is not None:  # an entry that ended repeats its last transition
                 tensordict = torch.where(running, tensordict, steps[-1])
             steps.append(tensordict)
             if t == max_steps - 1:
                 break
-            root = step_mdp(tensordict, action_keys=action_keys, reward_keys=reward_keys)
+            root = _next_root(tensordict, excluded)
             if all_done:
                 running = ~done if running is None else running & ~done
                 if not running.any():
@@ -652,42 +719,44 @@ class GymEnv(EnvBase):
                          "full_done_spec"):
                 setattr(self, name, getattr(self, name).to(self.device))
 
-    def _observation(self, observation) -> TensorDict:
-        if isinstance(observation, dict):
-            return self.full_observation_spec.encode(observation)
-        spec = self.full_observation_spec[OBSERVATION]
-        return TensorDict({OBSERVATION: spec.encode(observation)})
+    def _observation(self, observation, entries: dict) -> TensorDict:
+        """The observation, encoded by its spec, and ``entries`` (reward, done flags)."""
+        if isinstance(observation, dict):  # a Dict space: encoded entry by entry
+            return self.full_observation_spec.encode(observation).update(entries)
+        # One TensorDict built from its entries, which are tensors of an unbatched env made
+        # just now: nothing for the constructor to check (it would spend 1.5 µs doing so).
+        observation = self.full_observation_spec[OBSERVATION].encode(observation)
+        return TensorDict._new_unsafe({OBSERVATION: observation, **entries},
+                                      batch_size=self.batch_size)
 
     def _reset(self, tensordict=None, seed: int | None = None, **kwargs) -> TensorDict:
         observation, _ = self._env.reset(seed=seed, **kwargs)  # e.g. options=...
-        out = self._observation(observation)
-        for key in (DONE, TERMINATED, TRUNCATED):
-            out.set(key, self.full_done_spec[key].zero())
-        return out
+        flags = {key: spec.zero() for key, spec in self._leaves("full_done_spec")}
+        return self._observation(observation, flags)
 
     def _to_gym(self, action: torch.Tensor):
         spec = self.action_spec
         if isinstance(spec, (OneHot, MultiOneHot)):
             action = spec.to_categorical(action)
-        value = action.detach().cpu().numpy()
-        return value.item() if isinstance(spec, Categorical) and value.ndim == 0 else value
+        if action.ndim == 0 and isinstance(spec, (Categorical, OneHot)):
+            return action.item()  # a Discrete space's index, as a Python int
+        return action.detach().cpu().numpy()
 
     def _step(self, tensordict: TensorDictBase) -> TensorDict:
-        action = self._to_gym(tensordict.get(self._leaves("full_action_spec")[0][0]))
+        action = self._to_gym(require_key(tensordict, self.action_key, type(self).__name__))
         reward = 0.0
         for _ in range(self.frame_skip):
             observation, r, terminated, truncated, _ = self._env.step(action)
             reward += float(r)
             if terminated or truncated:
                 break
-        out = self._observation(observation)
         specs = dict((*self._leaves("full_reward_spec"), *self._leaves("full_done_spec")))
         values = {REWARD: reward, TERMINATED: bool(terminated), TRUNCATED: bool(truncated),
                   DONE: bool(terminated or truncated)}
-        for key, value in values.items():  # torch.full: a fifth of encode's cost for one number
-            spec = specs[key]
-            out.set(key, torch.full(spec.shape, value, dtype=spec.dtype, device=spec.device))
-        return out
+        # torch.full: a fifth of encode's cost for one number
+        entries = {key: torch.full(specs[key].shape, value, dtype=specs[key].dtype,
+                                   device=specs[key].device) for key, value in values.items()}
+        return self._observation(observation, entries)
 
     def _set_seed(self, seed: int | None) -> None:
         # As torchrl with gymnasium: seeding is a reset with that seed.

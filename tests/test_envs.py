@@ -873,3 +873,49 @@ def test_partial_reset_of_an_unbatched_env_keeps_scalar_entries():
     td.set("_reset", torch.ones(1, dtype=torch.bool))
     out = env.reset(td)
     assert out["sample_log_prob"].shape == () and float(out["sample_log_prob"]) == -1.5
+
+
+# ---- the rollout's own stack and reset -----------------------------------------------------
+def test_rollout_stack_key_by_key_equals_tensordicts_stack():
+    env = GymEnv("CartPole-v1")
+    env.set_seed(0)
+    steps, real = [], rl_envs._stack_alike
+
+    def spy(tensordicts, dim):
+        if not steps:  # the outer call gets the steps (the recursion, their "next" entries)
+            steps.extend(tensordicts)
+        out = real(tensordicts, dim)
+        assert out is not None  # the steps are alike: stacked key by key
+        return out
+
+    try:
+        rl_envs._stack_alike = spy
+        ours = env.rollout(40, break_when_any_done=False)
+    finally:
+        rl_envs._stack_alike = real
+    reference = torch.stack(steps, 0)
+    assert type(ours) is TensorDict and ours.batch_size == reference.batch_size == (40,)
+    assert set(ours.keys(True, True)) == set(reference.keys(True, True))
+    assert (ours == reference).all()
+
+
+def test_stack_alike_leaves_unlike_steps_to_tensordict():
+    alike = [TensorDict(a=torch.zeros(2), next=TensorDict(b=torch.ones(1))) for _ in range(3)]
+    stacked = rl_envs._stack_alike(alike, 0)
+    assert stacked.batch_size == (3,) and stacked["next", "b"].shape == (3, 1)
+    shapes = [TensorDict(a=torch.zeros(2)), TensorDict(a=torch.zeros(3))]
+    keys = [TensorDict(a=torch.zeros(2)), TensorDict(b=torch.zeros(2))]
+    batches = [TensorDict(a=torch.zeros(2, 1), batch_size=[2]), TensorDict(a=torch.zeros(2))]
+    for steps in (shapes, keys, batches):
+        assert rl_envs._stack_alike(steps, 0) is None
+
+
+def test_maybe_reset_of_an_ended_unbatched_episode_keeps_the_policys_entries():
+    env = GymEnv("CartPole-v1")
+    env.set_seed(0)
+    root = env.reset()
+    root["hidden"] = torch.ones(3)  # a policy's own state, carried as reset carries it
+    root["done"] = torch.ones(1, dtype=torch.bool)
+    out = env.maybe_reset(root)
+    assert out is not root and not out["done"].any() and out["hidden"].tolist() == [1.0] * 3
+    assert root["done"].all()  # the input is left alone

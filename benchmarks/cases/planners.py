@@ -43,7 +43,8 @@ class PendulumModel(rlmods.EnvBase):
     def _step(self, tensordict: TensorDictBase) -> TensorDictBase:
         obs, reward = pendulum_step(tensordict.get("observation"), tensordict.get("action"))
         done = torch.zeros_like(reward, dtype=torch.bool)  # the pendulum never terminates
-        return tensordict.empty().update({"observation": obs, "reward": reward, "done": done})
+        return TensorDict(observation=obs, reward=reward, done=done,
+                          batch_size=tensordict.batch_size)
 
 
 def torchrl_pendulum_model(torchrl):
