@@ -17,9 +17,9 @@ from typing import Sequence
 
 import torch
 from tensordict import TensorDict, TensorDictBase, unravel_key, unravel_key_list
-from tensordict.nn import (TensorDictModule, TensorDictModuleBase, TensorDictSequential, dispatch,
-                           skip_existing)
+from tensordict.nn import TensorDictModule, TensorDictModuleBase, TensorDictSequential, dispatch
 from tensordict.nn.distributions import Delta
+from tensordict.nn.utils import _skip_existing  # skip_existing()'s state: read without its lock
 from tensordict.utils import NestedKey, expand_as_right
 from torch import nn
 from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
@@ -83,12 +83,13 @@ def write_entry(tensordict: TensorDictBase, key: NestedKey, value) -> None:
     ``TensorDict.from_any`` (tensordict 0.14's module writer: a chain of type checks and, on
     every call where pandas is not installed, a scan of ``sys.path``).
     """
-    if (type(key) is str and type(tensordict) is TensorDict and isinstance(value, torch.Tensor)
-            and value.shape[:tensordict.batch_dims] == tensordict.batch_size
-            and (tensordict.device is None or value.device == tensordict.device)):
-        tensordict._set_str(key, value, inplace=False, validated=True)
-    else:
-        tensordict.set(key, value)
+    if type(key) is str and type(tensordict) is TensorDict and isinstance(value, torch.Tensor):
+        batch, device = tensordict.batch_size, tensordict.device
+        if (value.shape[:len(batch)] == batch
+                and (device is None or value.device == device)):
+            tensordict._set_str(key, value, inplace=False, validated=True)
+            return
+    tensordict.set(key, value)
 
 
 def write_outputs(module, tensordict: TensorDictBase, outputs,
@@ -123,7 +124,11 @@ def write_outputs(module, tensordict: TensorDictBase, outputs,
 def call_td_module(module: TensorDictModule, tensordict: TensorDictBase) -> TensorDictBase:
     """The plain call of a TensorDict module: read ``in_keys``, call ``module.module``, write."""
     inputs = [read_entry(tensordict, key, module) for key in module.in_keys]
-    return write_outputs(module, tensordict, module.module(*inputs))
+    # module.module, without nn.Module's __getattr__ (0.5 µs) when it is an nn.Module
+    function = module._modules.get("module")
+    if function is None:  # a plain callable: an ordinary attribute
+        function = module.module
+    return write_outputs(module, tensordict, function(*inputs))
 
 
 def own_code(function):
@@ -177,7 +182,7 @@ class DirectCall:
 
     def forward(self, *args, **kwargs):
         if (self._direct and len(args) == 1 and not kwargs and (type(args[0]) is TensorDict
-                or isinstance(args[0], TensorDictBase)) and not skip_existing()):
+                or isinstance(args[0], TensorDictBase)) and not _skip_existing._mode):
             return self._forward_td(args[0])
         return self._fallback(*args, **kwargs)
 

@@ -265,9 +265,9 @@ class QValueModule(DirectCall, TensorDictModuleBase):
     def _shape_action(self, action: torch.Tensor, batch_shape) -> torch.Tensor:
         if self._action_shape is None or self.strict_shape is False:
             return action
+        if action.shape[len(batch_shape):] == self._action_shape:  # the leading dims are
+            return action  # batch_shape already: the action comes from the values
         target = torch.Size([*batch_shape, *self._action_shape])
-        if action.shape == target:
-            return action
         if self.strict_shape == "auto" and action.numel() == target.numel():
             return action.reshape(target)
         hint = "." if self.strict_shape == "auto" else "; strict_shape='auto' reshapes it."
