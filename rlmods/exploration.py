@@ -17,6 +17,7 @@ import warnings
 import torch
 from tensordict import TensorDictBase
 from tensordict.nn import TensorDictModuleBase, TensorDictSequential
+from tensordict.nn.probabilistic import _interaction_type  # exploration_type()'s state
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.modules.dropout import _DropoutNd
@@ -37,7 +38,8 @@ OU_NOISE, OU_STEPS = "_ou_prev_noise", "_ou_steps"
 
 def _exploring() -> bool:
     """True under ExplorationType.RANDOM, and when no type is set (torchrl's default)."""
-    return exploration_type() in (ExplorationType.RANDOM, None)
+    # exploration_type() reads the same state under a lock: a microsecond per call
+    return _interaction_type._mode in (ExplorationType.RANDOM, None)
 
 
 def _required_spec(spec, action_key, owner: str) -> TensorSpec:
@@ -108,9 +110,9 @@ class _Annealed(DirectCall, TensorDictModuleBase):
 
         For a nested key such as ``("agents", "action")`` that is the sub-tensordict's.
         """
-        action = read_entry(tensordict, self.action_key, self)
-        check_trailing_shape(action, self._action_spec.shape, type(self).__name__,
-                             key_str(self.action_key))
+        action, shape = read_entry(tensordict, self.action_key, self), self._action_spec.shape
+        if action.ndim < len(shape) or action.shape[action.ndim - len(shape):] != shape:
+            check_trailing_shape(action, shape, type(self).__name__, key_str(self.action_key))
         nested = isinstance(self.action_key, tuple) and len(self.action_key) > 1
         holder = tensordict.get(self.action_key[:-1]) if nested else tensordict
         return action, holder.batch_size
@@ -136,7 +138,9 @@ def egreedy_action(action: torch.Tensor, random_action: torch.Tensor,
         [2.0, 0.0, 2.0]
     """
     explore = explore.reshape(*explore.shape, *([1] * (action.ndim - explore.ndim)))  # (*B, 1..)
-    return torch.where(explore, random_action.to(action.device), action)
+    if random_action.device != action.device:
+        random_action = random_action.to(action.device)
+    return torch.where(explore, random_action, action)
 
 
 def _check_action_mask(mask: torch.Tensor, groups, owner: str, what: str) -> None:

@@ -623,7 +623,10 @@ class OneHot(TensorSpec):
 
     def to_one_hot(self, value: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
         """Category indices to one-hot vectors of this spec's dtype."""
-        return torch.nn.functional.one_hot(value.long(), self.n).to(self.dtype)
+        # one_hot takes and returns int64: a cast on either side only where it changes something
+        index = value if value.dtype == torch.int64 else value.long()
+        one_hot = torch.nn.functional.one_hot(index, self.n)
+        return one_hot if self.dtype == torch.int64 else one_hot.to(self.dtype)
 
     def to_categorical(self, value: torch.Tensor, safe: bool | None = None) -> torch.Tensor:
         """One-hot vectors to category indices (``int64``)."""
