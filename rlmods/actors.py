@@ -84,7 +84,7 @@ def write_entry(tensordict: TensorDictBase, key: NestedKey, value) -> None:
     every call where pandas is not installed, a scan of ``sys.path``).
     """
     if type(key) is str and type(tensordict) is TensorDict and isinstance(value, torch.Tensor):
-        batch, device = tensordict.batch_size, tensordict.device
+        batch, device = tensordict._batch_size, tensordict._device  # the properties' fields
         if (value.shape[:len(batch)] == batch
                 and (device is None or value.device == device)):
             tensordict._set_str(key, value, inplace=False, validated=True)

@@ -137,7 +137,8 @@ def egreedy_action(action: torch.Tensor, random_action: torch.Tensor,
         >>> egreedy_action(greedy, rand, torch.tensor([True, False, True])).sum(-1).tolist()
         [2.0, 0.0, 2.0]
     """
-    explore = explore.reshape(*explore.shape, *([1] * (action.ndim - explore.ndim)))  # (*B, 1..)
+    for _ in range(action.ndim - explore.ndim):  # (*B, 1, ...): broadcast over the action
+        explore = explore.unsqueeze(-1)
     if random_action.device != action.device:
         random_action = random_action.to(action.device)
     return torch.where(explore, random_action, action)
