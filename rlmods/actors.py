@@ -109,7 +109,9 @@ def write_outputs(module, tensordict: TensorDictBase, outputs,
     if len(outputs) != len(out_keys):  # torchrl: RuntimeError
         raise InvalidValueError(f"{type(module).__name__}: the module must return one tensor per "
                                 f"out_key ({len(out_keys)}: {out_keys}), got {len(outputs)}.")
-    projections = module._projections if getattr(module, "safe", False) else {}
+    # module.__dict__: a plain TensorDictModule has no "safe", and getattr would fall
+    # through tensordict's __getattr__ (2 µs) before giving up
+    projections = module._projections if module.__dict__.get("safe", False) else {}
     for key, value in zip(out_keys, outputs):
         if key == IGNORE:
             continue

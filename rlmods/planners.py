@@ -19,7 +19,7 @@ from torch import nn
 
 from rlmods._checks import InvalidValueError, require_key, shape_str
 from rlmods._keys import ACTION, ADVANTAGE, DONE, NEXT, REWARD
-from rlmods.actors import SafeModule
+from rlmods.actors import SafeModule, write_entry
 
 
 def elite_indices(scores: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -168,7 +168,7 @@ class MPCPlannerBase(SafeModule, metaclass=abc.ABCMeta):
         time_dim = len(batch)
         steps, key = [], self.env.action_key
         for t in range(actions.shape[time_dim]):
-            root.set(key, actions.select(time_dim, t))
+            write_entry(root, key, actions.select(time_dim, t))
             step = self.env.step(root)
             steps.append(step)
             root = step.get(NEXT).select(*self.in_keys)
