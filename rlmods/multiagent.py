@@ -3,7 +3,9 @@
 A multi-agent network reads ``(*B, n_agents, *features)`` and writes
 ``(*B, n_agents, *out)``: each agent's slice goes through that agent's copy of the network.
 The copies' parameters are stacked along a leading agent dim (``TensorDict.from_modules``)
-and ``torch.vmap`` runs the one definition over them, with no Python loop over agents.
+and ``torch.vmap`` runs the one definition over them, with no Python loop over agents. A
+network of ``nn.Linear`` layers and elementwise activations (an ``MLP``) skips vmap's fixed
+cost: one ``torch.baddbmm`` per layer computes it for all agents from the stacked weights.
 The value mixers turn the agents' chosen-action values ``(*B, n_agents, 1)`` into the team's
 ``(*B, 1)``: ``VDNMixer`` sums them, ``QMixer`` mixes them monotonically.
 Built in chapter *Multi-agent networks*; mirrors ``torchrl.modules`` of torchrl 0.14
@@ -95,7 +97,9 @@ class MultiAgentNetBase(nn.Module):
     input (``_pre_forward_check``, which also flattens the agent dim into the features when
     ``centralized``). Reads ``(*B, n_agents, *features)`` with the agent dim at ``agent_dim``
     and writes ``(*B, n_agents, *out)``. The parameters live in ``self.params``, a TensorDict
-    whose leaves have a leading dim of ``n_agents`` (none when ``share_params``).
+    whose leaves have a leading dim of ``n_agents`` (none when ``share_params``). A network
+    that is an ``nn.Sequential`` of ``nn.Linear`` layers and ``ELEMENTWISE`` activations runs
+    without vmap, one batched matrix product per layer, with the same results.
 
     Built in chapter *Multi-agent networks*.
 

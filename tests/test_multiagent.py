@@ -790,3 +790,32 @@ def test_the_weights_are_read_at_every_call(use_td_params, share):
         stateful[0].weight.add_(1.0)  # in place, into other's stacked parameters
     net.from_stateful_net(stateful)
     assert_close(net(x), other(x))
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_parameters_swapped_in_with_to_module_are_used(share):
+    net = MultiAgentMLP(3, 2, 4, centralized=False, share_params=share, depth=1, num_cells=8)
+    x = _randn(5, 4, 3)
+    before = net(x)  # a first call, as a cache would need
+    ones = TensorDict.from_module(net).detach().clone().apply(torch.ones_like)
+    with ones.to_module(net):  # as a loss swaps in its target parameters
+        swapped = net(x)
+    hidden = torch.tanh(x.sum(-1, keepdim=True) + 1)  # every unit of the hidden layer
+    assert_close(swapped, (8 * hidden + 1).expand(5, 4, 2))
+    assert_close(net(x), before)
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_an_ensemble_of_networks_vmapped_from_outside(share):
+    net = MultiAgentMLP(3, 2, 4, centralized=False, share_params=share, depth=1, num_cells=8)
+    members = [net, MultiAgentMLP(3, 2, 4, centralized=False, share_params=share, depth=1,
+                                  num_cells=8)]
+    stacked = TensorDict.from_modules(*members, as_module=False)
+    x = _randn(5, 4, 3)
+
+    def run(params, x):
+        with params.to_module(net):
+            return net(x)
+
+    expected = torch.stack([member(x) for member in members])
+    assert_close(torch.vmap(run, (0, None))(stacked, x), expected)
