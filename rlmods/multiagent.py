@@ -235,10 +235,11 @@ class MultiAgentNetBase(nn.Module):
         n = self.n_agents  # agent dim first: (n, *b, F), every agent the whole x if centralized
         h = x.expand(n, *x.shape) if self.centralized else x.movedim(agent_dim, 0)
         batch = h.shape[1:-1]
-        flat = len(batch) != 1  # baddbmm takes one batch dim (a reshape costs 1 us, so only then)
-        h = _run_linear_plan(self._plan, params, h.reshape(n, -1, h.shape[-1]) if flat else h,
-                             per_agent=True)  # (n, M, out)
-        h = h.reshape(n, *batch, h.shape[-1]) if flat else h
+        if len(batch) != 1:  # baddbmm takes one batch dim (a reshape costs 1 us: only if needed)
+            h = h.reshape(n, math.prod(batch), h.shape[-1])  # (n, M, F)
+        h = _run_linear_plan(self._plan, params, h, per_agent=True)  # (n, M, out)
+        if len(batch) != 1:
+            h = h.reshape(n, *batch, h.shape[-1])
         return h.movedim(0, agent_dim)  # (*B, n, out)
 
     def get_stateful_net(self, copy: bool = True) -> nn.Module:

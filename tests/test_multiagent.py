@@ -685,7 +685,7 @@ def _outputs_and_grads(net, x):
 
 @pytest.mark.parametrize("share,central", COMBOS)
 @pytest.mark.parametrize("n_agents", [1, 3])
-@pytest.mark.parametrize("batch", [(), (5,), (2, 3)])
+@pytest.mark.parametrize("batch", [(), (5,), (2, 3), (0, 2)])
 def test_linear_layers_run_without_vmap_and_match_it_with_gradients(share, central, n_agents,
                                                                     batch):
     net = MultiAgentMLP(3, 2, n_agents, centralized=central, share_params=share, depth=2,
