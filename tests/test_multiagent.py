@@ -1,5 +1,7 @@
 """rlmods.multiagent against torchrl 0.14 (the oracle), plus what rlmods adds."""
 
+from copy import deepcopy
+
 import pytest
 import torch
 import torchrl.modules as tm
@@ -8,8 +10,8 @@ from tensordict.nn import TensorDictModule
 from torch import nn
 from torch.testing import assert_close
 
-from rlmods import (InvalidTypeError, InvalidValueError, Mixer, MultiAgentConvNet, MultiAgentMLP,
-                    MultiAgentNetBase, QMixer, VDNMixer)
+from rlmods import (InvalidTypeError, InvalidValueError, Mixer, MLP, MultiAgentConvNet,
+                    MultiAgentMLP, MultiAgentNetBase, QMixer, VDNMixer)
 from oracle_helpers import raised as _raised
 
 COMBOS = [(share, central) for share in (False, True) for central in (False, True)]
@@ -665,3 +667,155 @@ def test_a_lazy_convnet_names_the_channels_in_its_error():
     with pytest.raises(ValueError, match=r"MultiAgentConvNet: input must have shape "
                                          r"\(\*B, n_agents=3, C, H, W\), got shape \(2, 16, 16\)"):
         net(_randn(2, 16, 16))
+
+
+# ---- Linear layers and elementwise activations: no vmap, the same numbers -------------------
+
+def _vmap_twin(net):
+    """A copy of ``net`` that runs its forward under vmap (the path of any other network)."""
+    twin = deepcopy(net)
+    twin._plan = None
+    return twin
+
+
+def _outputs_and_grads(net, x):
+    out = net(x)
+    return out, torch.autograd.grad(out.pow(2).sum(), list(net.parameters()))
+
+
+@pytest.mark.parametrize("share,central", COMBOS)
+@pytest.mark.parametrize("n_agents", [1, 3])
+@pytest.mark.parametrize("batch", [(), (5,), (2, 3), (0, 2)])
+def test_linear_layers_run_without_vmap_and_match_it_with_gradients(share, central, n_agents,
+                                                                    batch):
+    net = MultiAgentMLP(3, 2, n_agents, centralized=central, share_params=share, depth=2,
+                        num_cells=8, activation_class=nn.ELU)
+    assert net._plan is not None
+    x = _randn(*batch, n_agents, 3)
+    out, grads = _outputs_and_grads(net, x)
+    expected, expected_grads = _outputs_and_grads(_vmap_twin(net), x)
+    assert out.shape == expected.shape == (*batch, n_agents, 2)
+    assert_close(out, expected)
+    assert_close(grads, expected_grads)
+
+
+@pytest.mark.parametrize("share,central", COMBOS)
+def test_a_last_layer_without_bias_matches_torchrl(share, central):
+    ours, theirs = _mlp_pair(share, central, depth=1, num_cells=8, bias_last_layer=False)
+    assert ours._plan is not None and "params.1.bias" not in ours.state_dict()
+    ours.load_state_dict(theirs.state_dict())
+    x = _randn(2, 3, 4, 3)
+    assert_close(ours(x), theirs(x))
+
+
+def test_only_a_stack_of_linear_layers_and_elementwise_activations_skips_vmap(monkeypatch):
+    def no_vmap(*args, **kwargs):
+        raise AssertionError("vmap called")
+
+    monkeypatch.setattr(MultiAgentNetBase, "vmap_func_module", staticmethod(no_vmap))
+    kw = dict(centralized=False, share_params=False, depth=2, num_cells=8)
+    for activation in (nn.Tanh, nn.ReLU, nn.ELU, nn.GELU, nn.SiLU, nn.LeakyReLU, nn.Softplus):
+        MultiAgentMLP(3, 2, 4, activation_class=activation, **kw)(_randn(5, 4, 3))
+    MultiAgentMLP(None, 2, 4, **kw)(_randn(5, 4, 3))  # lazy: decided once the sizes are known
+    for not_plain in (dict(dropout=0.1), dict(norm_class=nn.LayerNorm, norm_kwargs={
+            "normalized_shape": 8}), dict(activation_class=nn.PReLU),
+            dict(single_bias_last_layer=True)):
+        net = MultiAgentMLP(3, 2, 4, **{**kw, **not_plain})
+        with pytest.raises(AssertionError, match="vmap called"):
+            net(_randn(5, 4, 3))
+    for make in (lambda: MLP(3, (1, 2), depth=1), lambda: nn.Linear(3, 2),
+                 lambda: nn.Sequential(nn.Linear(3, 2), nn.Softmax(-1))):
+        net = _PerAgent(make, n_agents=4, centralized=False, share_params=False)
+        with pytest.raises(AssertionError, match="vmap called"):
+            net(_randn(4, 5, 3))
+
+
+class _PerAgent(MultiAgentNetBase):
+    """Agent dim first, (n_agents, *B, F) -> (n_agents, *B, ...): the network ``make()``."""
+
+    def __init__(self, make, **kwargs):
+        self.make = make
+        super().__init__(agent_dim=0, **kwargs)
+
+    def _build_single_net(self, *, device=None):
+        return self.make()
+
+    def _pre_forward_check(self, inputs):
+        return inputs
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_a_custom_sequential_with_the_agent_dim_first_matches_a_loop_over_agents(share):
+    make = lambda: nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))  # noqa: E731
+    net = _PerAgent(make, n_agents=3, centralized=False, share_params=share)
+    assert net._plan is not None
+    x = _randn(3, 2, 5, 3)
+    single = net.get_stateful_net()
+    for i in range(3):
+        w0, b0, w2, b2 = (single[0].weight, single[0].bias, single[2].weight, single[2].bias)
+        if not share:
+            w0, b0, w2, b2 = w0[i], b0[i], w2[i], b2[i]
+        assert_close(net(x)[i], (x[i] @ w0.T + b0).relu() @ w2.T + b2)
+
+
+def test_a_softmax_over_dim_zero_is_left_to_vmap():
+    # Dim 0 of one agent's input is its batch dim; on the stacked tensors it is the agents'.
+    make = lambda: nn.Sequential(nn.Linear(3, 2), nn.Softmax(dim=0))  # noqa: E731
+    net = _PerAgent(make, n_agents=3, centralized=False, share_params=False)
+    x = _randn(3, 5, 3)
+    out = net(x)
+    assert_close(out.sum(1), torch.ones(3, 2))  # each agent's softmax over its own batch
+
+
+@pytest.mark.parametrize("use_td_params", [True, False])
+@pytest.mark.parametrize("share", [False, True])
+def test_the_weights_are_read_at_every_call(use_td_params, share):
+    kw = dict(centralized=False, share_params=share, depth=1, num_cells=8,
+              use_td_params=use_td_params)
+    net, other = MultiAgentMLP(3, 2, 4, **kw), MultiAgentMLP(3, 2, 4, **kw)
+    x = _randn(5, 4, 3)
+    net(x)  # a first call, as a cache would need
+    net.to(torch.float64)  # new tensors behind the same parameters
+    assert net(x.double()).dtype == torch.float64
+    assert_close(net(x.double()), _vmap_twin(net)(x.double()))
+    net.to(torch.float32)
+    net.load_state_dict(other.state_dict())  # copied in place
+    assert_close(net(x), other(x))
+    if use_td_params:  # assign=True replaces the tensors (in _empty_net with the other layout)
+        net.load_state_dict(MultiAgentMLP(3, 2, 4, **kw).state_dict(), assign=True)
+        assert_close(net(x), _vmap_twin(net)(x))
+        assert not torch.allclose(net(x), other(x))
+    stateful = other.get_stateful_net()
+    with torch.no_grad():
+        stateful[0].weight.add_(1.0)  # in place, into other's stacked parameters
+    net.from_stateful_net(stateful)
+    assert_close(net(x), other(x))
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_parameters_swapped_in_with_to_module_are_used(share):
+    net = MultiAgentMLP(3, 2, 4, centralized=False, share_params=share, depth=1, num_cells=8)
+    x = _randn(5, 4, 3)
+    before = net(x)  # a first call, as a cache would need
+    ones = TensorDict.from_module(net).detach().clone().apply(torch.ones_like)
+    with ones.to_module(net):  # as a loss swaps in its target parameters
+        swapped = net(x)
+    hidden = torch.tanh(x.sum(-1, keepdim=True) + 1)  # every unit of the hidden layer
+    assert_close(swapped, (8 * hidden + 1).expand(5, 4, 2))
+    assert_close(net(x), before)
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_an_ensemble_of_networks_vmapped_from_outside(share):
+    net = MultiAgentMLP(3, 2, 4, centralized=False, share_params=share, depth=1, num_cells=8)
+    members = [net, MultiAgentMLP(3, 2, 4, centralized=False, share_params=share, depth=1,
+                                  num_cells=8)]
+    stacked = TensorDict.from_modules(*members, as_module=False)
+    x = _randn(5, 4, 3)
+
+    def run(params, x):
+        with params.to_module(net):
+            return net(x)
+
+    expected = torch.stack([member(x) for member in members])
+    assert_close(torch.vmap(run, (0, None))(stacked, x), expected)
