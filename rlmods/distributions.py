@@ -252,7 +252,8 @@ class TanhNormal(D.Distribution):
             lim = 1.0 - torch.finfo(y.dtype).resolution
             x = y.clamp(-lim, lim).atanh()
         z = (x - self.loc) / self.scale
-        log_normal = -0.5 * z.square() - self.scale.log() - _LOG_SQRT_2PI
+        # -log(scale) - z^2/2 - log(sqrt(2 pi)): the 1/2 as an alpha, as in _half_log1m_tanh_sq
+        log_normal = (-self.scale.log()).sub(z.square(), alpha=0.5) - _LOG_SQRT_2PI
         log_prob = log_normal.sub(_half_log1m_tanh_sq(x), alpha=2.0)  # - log(1 - tanh(x)^2)
         if self._affine:
             log_prob = log_prob - self._log_half
