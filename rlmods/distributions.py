@@ -79,9 +79,20 @@ def _gauss_legendre(fn: Callable, loc: torch.Tensor, scale: torch.Tensor) -> tor
     return (density * (fn(x) * weights)).sum(-1)
 
 
-def _log1m_tanh_sq(x: torch.Tensor) -> torch.Tensor:
-    """log(1 - tanh(x)^2), finite for every finite x (no cancellation at |x| >> 1)."""
-    return 2.0 * (_LOG_2 - x - nn.functional.softplus(-2.0 * x))
+def _sum_last(value: torch.Tensor, dims: int) -> torch.Tensor:
+    """Sum over the last ``dims`` dims: torch's ``_sum_rightmost``, without its reshape for one."""
+    return value.sum(-1) if dims == 1 else _sum_rightmost(value, dims)
+
+
+def _half_log1m_tanh_sq(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - tanh(x)^2) / 2 = log 2 - x - softplus(-2x), finite for every finite x.
+
+    No cancellation at |x| >> 1. softplus(-2x) is computed as -2 softplus(x, beta=-2) and the
+    caller doubles the result with ``alpha=2``: the same floats (powers of two scale exactly),
+    but a Python number in an op is wrapped in a new tensor on every call (about 1 us at
+    batch 1), while ``beta`` and ``alpha`` are passed as they are.
+    """
+    return torch.add(_LOG_2 - x, nn.functional.softplus(x, beta=-2.0), alpha=2.0)
 
 
 def tanh_normal_mean(loc: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
@@ -194,9 +205,10 @@ class TanhNormal(D.Distribution):
             loc = (loc / self.upscale).tanh() * self.upscale
         scale = _as_scale(scale, loc)
         bounds = self._mid.shape if isinstance(self._mid, torch.Tensor) else ()
-        shape = torch.broadcast_shapes(loc.shape, scale.shape, bounds)
-        if loc.shape != shape or scale.shape != shape:  # wider bounds too: one draw per entry
-            loc, scale = loc.expand(shape), scale.expand(shape)
+        if scale.shape != loc.shape or bounds:  # broadcast_shapes costs 7 us: only when needed
+            shape = torch.broadcast_shapes(loc.shape, scale.shape, bounds)
+            if loc.shape != shape or scale.shape != shape:  # wider bounds too: one draw per entry
+                loc, scale = loc.expand(shape), scale.expand(shape)
         self.loc, self.scale = loc, scale
         self._cache = None  # (action, pre-tanh draw) of the last sample
         split = loc.ndim - self._event_dims
@@ -218,8 +230,11 @@ class TanhNormal(D.Distribution):
         return self._mid + self._half * y if self._affine else y
 
     def rsample(self, sample_shape: torch.Size | Sequence[int] = torch.Size()) -> torch.Tensor:
-        shape = self._extended_shape(torch.Size(sample_shape))  # (*sample, *batch, *event)
-        noise = _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
+        if sample_shape:  # (*sample, *batch, *event)
+            shape = self._extended_shape(torch.Size(sample_shape))
+            noise = _standard_normal(shape, dtype=self.loc.dtype, device=self.loc.device)
+        else:  # the same draw, without the shape work: empty(loc.shape).normal_()
+            noise = torch.randn_like(self.loc, memory_format=torch.contiguous_format)
         x = self.loc + noise * self.scale
         action = self._squash(x)
         self._cache = (action, x)
@@ -236,11 +251,13 @@ class TanhNormal(D.Distribution):
             y = (value - self._mid) / self._half if self._affine else value
             lim = 1.0 - torch.finfo(y.dtype).resolution
             x = y.clamp(-lim, lim).atanh()
-        log_normal = -0.5 * ((x - self.loc) / self.scale) ** 2 - self.scale.log() - _LOG_SQRT_2PI
-        log_prob = log_normal - _log1m_tanh_sq(x)
+        z = (x - self.loc) / self.scale
+        # -log(scale) - z^2/2 - log(sqrt(2 pi)): the 1/2 as an alpha, as in _half_log1m_tanh_sq
+        log_normal = (-self.scale.log()).sub(z.square(), alpha=0.5) - _LOG_SQRT_2PI
+        log_prob = log_normal.sub(_half_log1m_tanh_sq(x), alpha=2.0)  # - log(1 - tanh(x)^2)
         if self._affine:
             log_prob = log_prob - self._log_half
-        return _sum_rightmost(log_prob, self._event_dims)
+        return _sum_last(log_prob, self._event_dims)
 
     def rsample_and_log_prob(self, sample_shape=torch.Size()) -> tuple[torch.Tensor, torch.Tensor]:
         """A reparametrised action and the log_prob of its own pre-tanh draw (torchrl 0.14)."""
@@ -280,7 +297,7 @@ class TanhNormal(D.Distribution):
                    + tanh_normal_log_jacobian(self.loc, self.scale))
         if self._affine:
             entropy = entropy + self._log_half
-        return _sum_rightmost(entropy, self._event_dims)
+        return _sum_last(entropy, self._event_dims)
 
     def get_mode(self) -> torch.Tensor:
         """torchrl's name for the mode estimate (torchrl runs Adam; here it is ``mode``)."""

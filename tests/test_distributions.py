@@ -181,6 +181,62 @@ def test_tanh_normal_tanh_loc_with_asymmetric_bounds_better_than_torchrl():
     assert (theirs.deterministic_sample > 9.99).all()
 
 
+LOCS = {"contiguous": lambda: torch.randn(5, 3), "transposed": lambda: torch.randn(3, 5).t(),
+        "chunked": lambda: torch.randn(5, 6).chunk(2, -1)[0]}
+
+
+@pytest.mark.parametrize("make_loc", LOCS.values(), ids=LOCS.keys())
+def test_tanh_normal_plain_draw_matches_torchrl_for_any_layout(make_loc):
+    # rsample() without a sample shape takes randn_like(loc): the same draw as torch's
+    # empty(shape).normal_(), in row-major order whatever loc's strides (a transposed loc too).
+    loc = _seeded(make_loc)
+    scale = torch.rand(5, 3) + 0.2
+    for method in ["rsample", "rsample_and_log_prob", "sample_and_log_prob"]:
+        a = _seeded(lambda: getattr(TanhNormal(loc, scale), method)(), 1)
+        b = _seeded(lambda: getattr(trl.TanhNormal(loc, scale), method)(), 1)
+        assert_close(a, b)
+    assert a[0].shape == (5, 3)
+
+
+def test_tanh_normal_builds_without_broadcast_shapes_when_shapes_match(monkeypatch):
+    # torch.broadcast_shapes costs ~7 us at batch 1: it runs only when a shape differs.
+    calls = []
+    broadcast = torch.broadcast_shapes
+    monkeypatch.setattr(torch, "broadcast_shapes", lambda *s: calls.append(s) or broadcast(*s))
+    TanhNormal(torch.zeros(5, 3), torch.ones(5, 3), low=-2.0, high=3.0)
+    assert calls == []
+    dist = TanhNormal(torch.zeros(5, 3), torch.ones(3))
+    assert len(calls) == 1 and dist.scale.shape == (5, 3)
+    dist = TanhNormal(torch.zeros(3), torch.ones(3), low=-torch.ones(2, 3), high=torch.ones(2, 3))
+    assert len(calls) == 2 and dist.loc.shape == (2, 3)
+
+
+def _plain_tanh_normal(loc, scale):
+    """The textbook tanh-normal, one Python-number op at a time (rlmods' code before its tuning)."""
+    x = loc + torch.randn_like(loc) * scale
+    lim = 1 - torch.finfo(loc.dtype).resolution  # safe_tanh
+    action = x.tanh().clamp(-lim, lim)
+    log_normal = -0.5 * ((x - loc) / scale) ** 2 - scale.log() - 0.5 * math.log(2 * math.pi)
+    log_jacobian = 2.0 * (math.log(2.0) - x - nn.functional.softplus(-2.0 * x))
+    return action, (log_normal - log_jacobian).sum(-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tanh_normal_sample_and_log_prob_equal_the_textbook_formula_bit_for_bit(dtype):
+    # The fused ops (softplus's beta, sub's alpha) must give the same floats and the same
+    # gradients as the plain formula: a trained seed must not move. |loc| up to ~20 covers
+    # softplus's threshold and the safe_tanh clamp.
+    results = []
+    for build in [lambda lo, sc: TanhNormal(lo, sc).rsample_and_log_prob(), _plain_tanh_normal]:
+        loc = _seeded(lambda: torch.randn(64, 6, dtype=dtype) * 6).requires_grad_()
+        scale = _seeded(lambda: torch.rand(64, 6, dtype=dtype) + 0.05, 1).requires_grad_()
+        action, log_prob = _seeded(lambda: build(loc, scale), 2)
+        (0.2 * log_prob.mean() - (action * action * torch.arange(6.0, dtype=dtype)).sum()).backward()
+        results.append([action, log_prob, loc.grad, scale.grad])
+    for ours, plain in zip(*results):
+        assert torch.equal(ours, plain)
+
+
 def test_tanh_normal_callable_scale_update_and_gradients():
     loc = torch.zeros(3, 2, requires_grad=True)
     dist = TanhNormal(loc, torch.ones_like)
