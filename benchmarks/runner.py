@@ -98,7 +98,7 @@ def run_cases(names=None, device="cpu", quick=False, compile=False, rounds=None,
     rounds = rounds or (2 if quick else 21)
     min_run_time = min_run_time or (0.002 if quick else 0.03)
     torch.set_num_threads(1)
-    report = {"meta": _meta(device, quick, rounds, min_run_time), "results": []}
+    report = {"meta": _meta(device, quick, compile, rounds, min_run_time), "results": []}
     for case in selected:
         for batch in (batches or (case.batches[:1] if quick else case.batches)):
             setting = Setting(torch.device(device), batch, quick, compile)
@@ -113,15 +113,15 @@ def _load():
     return list(os.getloadavg()) if hasattr(os, "getloadavg") else None
 
 
-def _meta(device: str, quick: bool, rounds: int, min_run_time: float) -> dict:
+def _meta(device: str, quick: bool, compile: bool, rounds: int, min_run_time: float) -> dict:
     import tensordict
 
     from benchmarks.registry import torchrl_or_none
     torchrl = torchrl_or_none()
     name = torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor()
     return {"device": device, "device_name": name or platform.machine(),
-            "cpu_count": os.cpu_count(), "threads": 1, "quick": quick, "rounds": rounds,
-            "min_run_time_s": min_run_time, "python": platform.python_version(),
+            "cpu_count": os.cpu_count(), "threads": 1, "quick": quick, "compile": compile,
+            "rounds": rounds, "min_run_time_s": min_run_time, "python": platform.python_version(),
             "torch": torch.__version__, "tensordict": tensordict.__version__,
             "torchrl": getattr(torchrl, "__version__", None),
             "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_before": _load()}

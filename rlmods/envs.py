@@ -182,10 +182,9 @@ def _spec_property(full: str, key: str, leaf: bool) -> property:
     """
 
     def get(self):
-        if not leaf:
-            return getattr(self, full)
-        leaves = self._leaves(full)  # kept while the spec is locked
-        return leaves[0][1] if len(leaves) == 1 else getattr(self, full)
+        spec = getattr(self, full)
+        keys = spec.keys(True, True)
+        return spec[keys[0]] if leaf and len(keys) == 1 else spec
 
     def set(self, spec) -> None:
         if not isinstance(spec, Composite):
@@ -735,7 +734,7 @@ class GymEnv(EnvBase):
         return self._observation(observation, flags)
 
     def _to_gym(self, action: torch.Tensor):
-        spec = self.action_spec
+        spec = self._leaves("full_action_spec")[0][1]  # the action spec, kept while locked
         if isinstance(spec, (OneHot, MultiOneHot)):
             action = spec.to_categorical(action)
         if action.ndim == 0 and isinstance(spec, (Categorical, OneHot)):
