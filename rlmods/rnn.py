@@ -594,7 +594,9 @@ class _RecurrentModule(DirectCall, TensorDictModuleBase):
             layers = list(zip(*(s.unbind(1) for s in states)))  # per layer: (h, c) or (h,)
             y, layers = step_layers(cell, x, layers, layer_weights(rnn, slots), rnn.dropout,
                                     rnn.training)
-            states = [torch.stack(s, 1) for s in zip(*layers)]  # (B, layers, H) each
+            # (B, layers, H) each; of one layer, a view: cheaper than a stack of one
+            states = [torch.stack(s, 1) if len(s) > 1 else s[0].unsqueeze(1)
+                      for s in zip(*layers)]
         if flat:
             return y, states
         return (y.reshape(*batch_shape, -1),
