@@ -244,6 +244,17 @@ def test_plain_call_writes_what_the_fallback_and_set_write(kind, batch, with_nex
     assert type(got["next"]) is TensorDict
 
 
+def _counted(name, calls):
+    """TensorDict's method ``name``, noting each call in ``calls``."""
+    general = getattr(TensorDict, name)
+
+    def method(self, *args, **kwargs):
+        calls.append(name)
+        return general(self, *args, **kwargs)
+
+    return method
+
+
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
 def test_the_step_writes_into_next_without_tensordict_set(kind, monkeypatch):
     """The step's reads and writes skip TensorDict's general get/set (a few µs each)."""
@@ -251,9 +262,7 @@ def test_the_step_writes_into_next_without_tensordict_set(kind, monkeypatch):
     td = _step_td(kind, (4,), with_next=True, num_layers=1)
     calls = []
     for name in ("get", "set"):
-        general = getattr(TensorDict, name)
-        monkeypatch.setattr(TensorDict, name, lambda self, *args, _general=general, _name=name,
-                            **kwargs: calls.append(_name) or _general(self, *args, **kwargs))
+        monkeypatch.setattr(TensorDict, name, _counted(name, calls))
     ours(td)
     assert calls == []
     ours(td.exclude("next"))  # no "next" yet: set creates it, as for any nested key
@@ -262,10 +271,10 @@ def test_the_step_writes_into_next_without_tensordict_set(kind, monkeypatch):
 
 def test_a_network_assigned_after_construction_is_planned_again():
     ours, _ = _pair("lstm")
-    replacement, reference = _pair("lstm", num_layers=2)
+    replacement, theirs = _pair("lstm", num_layers=2)
     ours.lstm = replacement.lstm  # two layers now: other weights, other state shapes
     td = _step_td("lstm", (4,), with_next=False)
-    torch.testing.assert_close(_leaves(ours(td.clone())), _leaves(replacement(td.clone())))
+    torch.testing.assert_close(_leaves(ours(td.clone())), _leaves(theirs(td.clone())))
 
 
 def test_a_policy_sequence_calls_the_step_directly():
