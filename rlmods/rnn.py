@@ -19,12 +19,13 @@ import warnings
 
 import torch
 import torch.nn.functional as F
-from tensordict import unravel_key_list
+from tensordict import TensorDict, unravel_key_list
 from tensordict.nn import TensorDictModuleBase, dispatch
 from torch import nn
 
-from rlmods._checks import InvalidValueError, check_trailing_shape, key_str, require_key, shape_str
+from rlmods._checks import InvalidValueError, check_trailing_shape, key_str, shape_str
 from rlmods._keys import IS_INIT, NEXT, RECURRENT_STATE, RECURRENT_STATE_C, RECURRENT_STATE_H
+from rlmods.actors import DirectCall, read_entry, write_entry
 from rlmods.envs import Compose, TensorDictPrimer
 from rlmods.specs import Unbounded
 
@@ -88,15 +89,33 @@ def fused_gru_cell(x, state, weight_ih, weight_hh, bias_ih=None, bias_hh=None):
     return (torch.gru_cell(x, state[0], weight_ih, weight_hh, bias_ih, bias_hh),)
 
 
-def layer_weights(rnn: nn.RNNBase) -> list[tuple]:
-    """Each layer's ``(weight_ih, weight_hh, bias_ih, bias_hh[, weight_hr])`` (None: no bias)."""
-    weights = dict(zip(rnn._flat_weights_names, rnn._flat_weights))
-    out = []
-    for layer in range(rnn.num_layers):
-        names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"]
-        names += ["weight_hr"] * (rnn.proj_size > 0)
-        out.append(tuple(weights.get(f"{name}_l{layer}") for name in names))
-    return out
+def weight_slots(rnn: nn.RNNBase) -> list[tuple]:
+    """Where each layer's ``layer_weights`` sit in ``rnn._flat_weights`` (None: no bias).
+
+    They depend only on the network's configuration, so a module works them out once.
+
+    Examples:
+        >>> weight_slots(nn.LSTM(3, 4, num_layers=2))
+        [(0, 1, 2, 3), (4, 5, 6, 7)]
+        >>> weight_slots(nn.GRU(3, 4, bias=False))
+        [(0, 1, None, None)]
+    """
+    index = {name: i for i, name in enumerate(rnn._flat_weights_names)}
+    names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] + ["weight_hr"] * (rnn.proj_size > 0)
+    return [tuple(index.get(f"{name}_l{layer}") for name in names)
+            for layer in range(rnn.num_layers)]
+
+
+def layer_weights(rnn: nn.RNNBase, slots: list[tuple] | None = None) -> list[tuple]:
+    """Each layer's ``(weight_ih, weight_hh, bias_ih, bias_hh[, weight_hr])`` (None: no bias).
+
+    ``slots``: ``weight_slots(rnn)``, when the caller has it already. The tensors are read
+    from ``rnn._flat_weights`` on every call, which torch.nn keeps current (``load_state_dict``,
+    ``.to()``, a parameter assigned anew).
+    """
+    flat = rnn._flat_weights
+    return [tuple(None if i is None else flat[i] for i in layer)
+            for layer in (weight_slots(rnn) if slots is None else slots)]
 
 
 def step_layers(cell, x, states, weights, dropout: float = 0.0, training: bool = False):
@@ -417,7 +436,28 @@ def _as_tuple(key) -> tuple:
     return key if isinstance(key, tuple) else (key,)
 
 
-class _RecurrentModule(TensorDictModuleBase):
+def _read_optional(tensordict, key):
+    """``tensordict.get(key, None)``; a string key of a plain TensorDict by ``_get_str``."""
+    if type(key) is str and type(tensordict) is TensorDict:
+        return tensordict._get_str(key, None)
+    return tensordict.get(key, None)
+
+
+def _write_output(tensordict, key, value) -> None:
+    """``tensordict.set(key, value)``; a ``("next", name)`` key into the existing ``"next"``.
+
+    ``set`` with a nested key finds the sub-TensorDict and sets the leaf in it, validated
+    against the sub-TensorDict's batch size and device: ``write_entry`` into it does the same
+    at a fraction of the cost. Where ``"next"`` is missing, ``set`` creates it.
+    """
+    if type(key) is tuple and len(key) == 2 and type(tensordict) is TensorDict:
+        parent = tensordict._get_str(key[0], None)
+        if type(parent) is TensorDict:
+            tensordict, key = parent, key[1]
+    write_entry(tensordict, key, value)
+
+
+class _RecurrentModule(DirectCall, TensorDictModuleBase):
     """What LSTMModule and GRUModule share: keys, modes, one step, a padded sequence."""
 
     def _setup(self, rnn, in_key, in_keys, out_key, out_keys, default_recurrent_mode) -> None:
@@ -434,6 +474,8 @@ class _RecurrentModule(TensorDictModuleBase):
         if self.in_keys[-1] != IS_INIT:
             self.in_keys = [*self.in_keys, IS_INIT]
         self._recurrent_mode = default_recurrent_mode
+        self._plan = (None,)
+        self._planned()  # worked out now, so that a call only reads it
 
     def _keys(self, owner, kind, key, keys, defaults) -> list:
         if (key is None) == (keys is None):
@@ -470,34 +512,52 @@ class _RecurrentModule(TensorDictModuleBase):
         sizes = [rnn.proj_size or rnn.hidden_size] + [rnn.hidden_size] * (rnn.mode == "LSTM")
         return [(layers, size) for size in sizes]
 
-    @dispatch
-    def forward(self, tensordict):
-        owner = type(self).__name__
-        x = require_key(tensordict, self.in_keys[0], owner)  # (*batch, F)
-        is_init = tensordict.get(self.in_keys[-1], None)  # (*batch, 1)
+    def _planned(self) -> tuple:
+        """``(network, cell, weight slots, state shapes)``: what a call needs from the network.
+
+        Worked out at construction, and again when the network held is no longer the one
+        planned for (``make_python_based``, or a network assigned to the attribute).
+        """
+        rnn = self.rnn
+        if self._plan[0] is not rnn:
+            python = isinstance(rnn, _PythonRNN) or rnn.proj_size > 0
+            cell = self.python_cell if python else self.fused_cell
+            self._plan = (rnn, cell, weight_slots(rnn), self._state_shapes())
+        return self._plan
+
+    def _forward_td(self, tensordict):
+        x = read_entry(tensordict, self.in_keys[0], self)  # (*batch, F)
+        is_init = _read_optional(tensordict, self.in_keys[-1])  # (*batch, 1)
         if is_init is None:
+            owner = type(self).__name__
             raise KeyError(f"{owner}: expected key {IS_INIT!r} (True where a trajectory starts) "
                            "in the input tensordict; add InitTracker() to the environment: "
                            "TransformedEnv(env, InitTracker()).")
-        states = [tensordict.get(key, None) for key in self.in_keys[1:-1]]
+        states = [_read_optional(tensordict, key) for key in self.in_keys[1:-1]]
         if self.recurrent_mode:
             y, states = self._sequence(tensordict.batch_size, x, states, is_init)
         else:
             y, states = self._step(x, states, is_init)
         for key, value in zip(self.out_keys, (y, *states)):
-            tensordict.set(key, value)
+            _write_output(tensordict, key, value)
         return tensordict
 
-    def _check_states(self, states, batch_shape, is_init) -> None:
+    @dispatch
+    def _fallback(self, tensordict):
+        """Tensors in (``module(obs=..., is_init=...)``), the out_keys' tensors out."""
+        return self._forward_td(tensordict)
+
+    def _check_states(self, states, batch_shape, is_init, shapes) -> None:
         """Shapes only (no value is read): ``is_init`` and each state given."""
         owner = type(self).__name__
-        if is_init.shape[:-1] != batch_shape or is_init.shape[-1:] != (1,):
+        if is_init.shape != (*batch_shape, 1):
             check_trailing_shape(is_init, (*batch_shape, 1), owner, key_str(IS_INIT))
-        for key, value, shape in zip(self.in_keys[1:-1], states, self._state_shapes()):
-            if value is not None and (value.shape[-2:] != shape
-                                      or value.shape[:-2] != batch_shape):
+        missing = []
+        for key, value, shape in zip(self.in_keys[1:-1], states, shapes):
+            if value is None:
+                missing.append(key)
+            elif value.shape != (*batch_shape, *shape):
                 check_trailing_shape(value, (*batch_shape, *shape), owner, key_str(key))
-        missing = [key for key, value in zip(self.in_keys[1:-1], states) if value is None]
         if missing and len(missing) < len(states):
             raise KeyError(f"{owner}: expected every recurrent state key in the input "
                            f"tensordict, {missing} missing.")
@@ -513,26 +573,32 @@ class _RecurrentModule(TensorDictModuleBase):
 
     def _step(self, x, states, is_init):
         """Sequential mode: one step for every entry of the batch; the state restarts at is_init."""
-        batch_shape, rnn = x.shape[:-1], self.rnn
-        self._check_states(states, batch_shape, is_init)
-        x = x.reshape(-1, x.shape[-1])  # (B, F)
+        rnn, cell, slots, shapes = self._planned()
+        batch_shape = x.shape[:-1]
+        self._check_states(states, batch_shape, is_init, shapes)
+        flat = len(batch_shape) == 1  # (B, ...) already: a reshape would cost a tensor op
+        x = x if flat else x.reshape(-1, x.shape[-1])  # (B, F)
         if states[0] is None:
             if not bool(is_init.all()):
                 raise self._missing_state_error()
-            states = [x.new_zeros(x.shape[0], *shape) for shape in self._state_shapes()]
+            zeros = {shape: x.new_zeros(x.shape[0], *shape) for shape in shapes}  # h, c: one
+            states = [zeros[shape] for shape in shapes]
         else:
             restart = is_init.reshape(-1, 1, 1)  # (B, 1, 1)
-            states = [s.reshape(-1, *s.shape[-2:]).masked_fill(restart, 0.0) for s in states]
+            states = [(s if flat else s.reshape(-1, *s.shape[-2:])).masked_fill(restart, 0.0)
+                      for s in states]
         if rnn.bidirectional:  # both directions over a one-step sequence: torch.nn's layer
             y, states = self._run(x.unsqueeze(1), states)
             y = y.squeeze(1)
         else:
-            python = isinstance(rnn, _PythonRNN) or rnn.proj_size > 0
-            cell = self.python_cell if python else self.fused_cell
             layers = list(zip(*(s.unbind(1) for s in states)))  # per layer: (h, c) or (h,)
-            y, layers = step_layers(cell, x, layers, layer_weights(rnn), rnn.dropout,
+            y, layers = step_layers(cell, x, layers, layer_weights(rnn, slots), rnn.dropout,
                                     rnn.training)
-            states = [torch.stack(s, 1) for s in zip(*layers)]  # (B, layers, H) each
+            # (B, layers, H) each; of one layer, a view: cheaper than a stack of one
+            states = [torch.stack(s, 1) if len(s) > 1 else s[0].unsqueeze(1)
+                      for s in zip(*layers)]
+        if flat:
+            return y, states
         return (y.reshape(*batch_shape, -1),
                 [s.reshape(*batch_shape, *s.shape[1:]) for s in states])
 
@@ -542,13 +608,14 @@ class _RecurrentModule(TensorDictModuleBase):
         if not batch_size:
             raise ValueError(f"{owner}: in recurrent mode the tensordict needs a time dim (its "
                              "last batch dim), got batch_size ().")
-        self._check_states(states, batch_size, is_init)
+        shapes = self._planned()[3]
+        self._check_states(states, batch_size, is_init, shapes)
         steps = batch_size[-1]
         x = x.reshape(-1, steps, x.shape[-1])  # (B, T, F)
         resets = is_init.reshape(-1, steps)  # (B, T)
         first = [x.new_zeros(x.shape[0], *shape) if s is None  # the state stored at step 0
                  else s.reshape(-1, steps, *shape)[:, 0]
-                 for s, shape in zip(states, self._state_shapes())]
+                 for s, shape in zip(states, shapes)]
         # torch.compile cannot branch on values: it traces the loop, which handles any resets
         if not torch.compiler.is_compiling() and not resets[:, 1:].any():  # one per row: one call
             restart = resets[:, :1, None]  # (B, 1, 1)
@@ -569,12 +636,10 @@ class _RecurrentModule(TensorDictModuleBase):
         As torchrl, the output states hold each trajectory's final state at its last step,
         zeros elsewhere.
         """
-        rnn = self.rnn
-        python = isinstance(rnn, _PythonRNN) or rnn.proj_size > 0
-        cell = self.python_cell if python else self.fused_cell
+        rnn, cell, slots, _ = self._planned()
         layers = list(zip(*(s.unbind(1) for s in first)))  # per layer: (h, c) or (h,)
-        y, history = run_layers(cell, x, layers, layer_weights(rnn), rnn.dropout, rnn.training,
-                                reset=resets)
+        y, history = run_layers(cell, x, layers, layer_weights(rnn, slots), rnn.dropout,
+                                rnn.training, reset=resets)
         ends = torch.ones_like(resets)  # the last step of each trajectory
         ends[:, :-1] = resets[:, 1:]
         outs = []

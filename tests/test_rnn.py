@@ -212,6 +212,76 @@ def test_state_dict_keys_match_torchrl():
         assert ours.in_keys == theirs.in_keys and ours.out_keys == theirs.out_keys
 
 
+# -- the plain call's short path -----------------------------------------------------------
+
+def _step_td(kind, batch, with_next, num_layers=2):
+    g = torch.Generator().manual_seed(3)
+    td = TensorDict(obs=torch.randn(*batch, 3, generator=g),
+                    is_init=torch.rand(*batch, 1, generator=g) > 0.5, batch_size=batch)
+    for key in STATES[kind]:
+        td[key] = torch.randn(*batch, num_layers, 5, generator=g)
+    if with_next:  # an env's step already wrote "next": the module writes into it
+        td["next", "reward"] = torch.ones(*batch, 1)
+    return td
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("batch", [(), (4,), (2, 3)])
+@pytest.mark.parametrize("with_next", [False, True])
+def test_plain_call_writes_what_the_fallback_and_set_write(kind, batch, with_next, monkeypatch):
+    ours, _ = _pair(kind, num_layers=2)
+    td = _step_td(kind, batch, with_next)
+    outputs = ours(**{key: td[key] for key in ours.in_keys})  # keyword tensors: the fallback
+    expected = td.clone()
+    for key, value in zip(ours.out_keys, outputs):
+        expected.set(key, value)
+    monkeypatch.setattr(type(ours), "_fallback", lambda *args, **kwargs: 1 / 0)
+    got = ours(td.clone())  # the plain call never reaches the fallback
+    assert set(got.keys(True, True)) == set(expected.keys(True, True))
+    for key in expected.keys(True, True):
+        torch.testing.assert_close(got[key], expected[key], rtol=0, atol=0)
+    assert got["next"].batch_size == expected["next"].batch_size == torch.Size(batch)
+    assert type(got["next"]) is TensorDict
+
+
+def _counted(name, calls):
+    """TensorDict's method ``name``, noting each call in ``calls``."""
+    general = getattr(TensorDict, name)
+
+    def method(self, *args, **kwargs):
+        calls.append(name)
+        return general(self, *args, **kwargs)
+
+    return method
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_the_step_writes_into_next_without_tensordict_set(kind, monkeypatch):
+    """The step's reads and writes skip TensorDict's general get/set (a few µs each)."""
+    ours, _ = _pair(kind)
+    td = _step_td(kind, (4,), with_next=True, num_layers=1)
+    calls = []
+    for name in ("get", "set"):
+        monkeypatch.setattr(TensorDict, name, _counted(name, calls))
+    ours(td)
+    assert calls == []
+    ours(td.exclude("next"))  # no "next" yet: set creates it, as for any nested key
+    assert calls == ["set"]
+
+
+def test_a_network_assigned_after_construction_is_planned_again():
+    ours, _ = _pair("lstm")
+    replacement, theirs = _pair("lstm", num_layers=2)
+    ours.lstm = replacement.lstm  # two layers now: other weights, other state shapes
+    td = _step_td("lstm", (4,), with_next=False)
+    torch.testing.assert_close(_leaves(ours(td.clone())), _leaves(theirs(td.clone())))
+
+
+def test_a_policy_sequence_calls_the_step_directly():
+    module, _ = _pair("gru")
+    assert rlmods.actors.sequence_step(module) == module._forward_td
+
+
 # -- recurrent mode ------------------------------------------------------------------------
 
 def test_split_trajectories():
