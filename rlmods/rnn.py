@@ -23,7 +23,8 @@ from tensordict import TensorDict, unravel_key_list
 from tensordict.nn import TensorDictModuleBase, dispatch
 from torch import nn
 
-from rlmods._checks import InvalidValueError, check_trailing_shape, key_str, shape_str
+from rlmods._checks import (InvalidValueError, check_trailing_shape, get_entry, key_str,
+                            shape_str)
 from rlmods._keys import IS_INIT, NEXT, RECURRENT_STATE, RECURRENT_STATE_C, RECURRENT_STATE_H
 from rlmods.actors import DirectCall, read_entry, write_entry
 from rlmods.envs import Compose, TensorDictPrimer
@@ -436,13 +437,6 @@ def _as_tuple(key) -> tuple:
     return key if isinstance(key, tuple) else (key,)
 
 
-def _read_optional(tensordict, key):
-    """``tensordict.get(key, None)``; a string key of a plain TensorDict by ``_get_str``."""
-    if type(key) is str and type(tensordict) is TensorDict:
-        return tensordict._get_str(key, None)
-    return tensordict.get(key, None)
-
-
 def _write_output(tensordict, key, value) -> None:
     """``tensordict.set(key, value)``; a ``("next", name)`` key into the existing ``"next"``.
 
@@ -527,13 +521,13 @@ class _RecurrentModule(DirectCall, TensorDictModuleBase):
 
     def _forward_td(self, tensordict):
         x = read_entry(tensordict, self.in_keys[0], self)  # (*batch, F)
-        is_init = _read_optional(tensordict, self.in_keys[-1])  # (*batch, 1)
+        is_init = get_entry(tensordict, self.in_keys[-1])  # (*batch, 1)
         if is_init is None:
             owner = type(self).__name__
             raise KeyError(f"{owner}: expected key {IS_INIT!r} (True where a trajectory starts) "
                            "in the input tensordict; add InitTracker() to the environment: "
                            "TransformedEnv(env, InitTracker()).")
-        states = [_read_optional(tensordict, key) for key in self.in_keys[1:-1]]
+        states = [get_entry(tensordict, key) for key in self.in_keys[1:-1]]
         if self.recurrent_mode:
             y, states = self._sequence(tensordict.batch_size, x, states, is_init)
         else:
