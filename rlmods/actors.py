@@ -101,6 +101,9 @@ def write_outputs(module, tensordict: TensorDictBase, outputs,
     """
     out_keys = module.out_keys_source if out_keys is None else out_keys
     if isinstance(outputs, torch.Tensor):  # the common case first: an ABC's isinstance is slow
+        if len(out_keys) == 1 and out_keys[0] != IGNORE and not module.__dict__.get("safe"):
+            write_entry(tensordict, out_keys[0], outputs)  # one tensor, as it is: written
+            return tensordict
         outputs = (outputs,)
     elif isinstance(outputs, (dict, TensorDictBase)):
         outputs = tuple(outputs[key] for key in out_keys)

@@ -601,7 +601,7 @@ class EnvBase(nn.Module, metaclass=_LockSpecsAfterInit):
         excluded = _excluded_keys(True, False, True, self.reward_keys, None, self.action_keys)
         for t in range(max_steps):
             tensordict = self.step(self._act(tensordict, policy))
-            done = tensordict.get(NEXT).get(DONE).reshape(self.batch_size)
+            done = get_entry(get_entry(tensordict, NEXT), DONE).reshape(self.batch_size)
             if running is not None:  # an entry that ended repeats its last transition
                 tensordict = torch.where(running, tensordict, steps[-1])
             steps.append(tensordict)

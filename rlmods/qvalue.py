@@ -240,6 +240,20 @@ class QValueModule(DirectCall, TensorDictModuleBase):
         parent = action_key[:-1] if isinstance(action_key, tuple) else ()
         batch_ndim = len(self.spec[parent].shape) if parent else len(self.spec.shape)
         self._action_shape = None if action_spec is None else action_spec.shape[batch_ndim:]
+        # Decided here, not per call: whether the greedy action can differ from the spec's
+        # shape at all (the values' last dim is checked, so greedy_action's shape is known).
+        self._shape_known = (self._action_shape is None or self.strict_shape is False
+                             or self._action_shape == self._greedy_shape())
+
+    def _greedy_shape(self) -> torch.Size | None:
+        """The trailing shape of ``greedy_action``'s output for this module's values."""
+        if self._num_values is None:
+            return None
+        if self.action_space == "categorical":
+            return torch.Size([])
+        if self.action_space == "mult_categorical":
+            return torch.Size([len(self.var_nums)])
+        return torch.Size([self._num_values])  # one-hot, multi-one-hot, binary
 
     def _count_values(self, action_spec) -> int | None:
         if self.var_nums is not None:
@@ -282,7 +296,8 @@ class QValueModule(DirectCall, TensorDictModuleBase):
             values = mask_values(values, read_entry(tensordict, self.action_mask_key, self))
         action = greedy_action(values, self.action_space, self.var_nums)
         chosen = chosen_action_value(values, action, self.action_space, self.var_nums)  # (*B, 1)
-        action = self._shape_action(action, values.shape[:-1])
+        if not self._shape_known:
+            action = self._shape_action(action, values.shape[:-1])
         if self.safe:
             action = self._action_spec.project(action)
         action_key, values_key, chosen_key = self.out_keys
