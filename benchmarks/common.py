@@ -28,3 +28,39 @@ def with_compiled(candidates: dict, module, tensordict, setting) -> dict:
         compiled = torch.compile(module, fullgraph=True, dynamic=False)
         candidates["rlmods compiled"] = lambda: compiled(tensordict)
     return candidates
+
+
+def cuda_graphed(function, inputs: torch.Tensor):
+    """``function(inputs)`` captured in a CUDA graph: a call copies the inputs in and replays it.
+
+    The plain-torch counterpart of ``tensordict.nn.CudaGraphModule``: warm-up on a side
+    stream, capture once, then each call is one copy and one replay.
+    """
+    static = inputs.clone()
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            function(static)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        output = function(static)
+
+    def replay():
+        static.copy_(inputs)
+        graph.replay()
+        return output
+
+    return replay
+
+
+def with_cuda_graphs(candidates: dict, module, net, obs, tensordict, setting) -> dict:
+    """On a GPU, add ``"rlmods cudagraph"`` (``CudaGraphModule``) and ``"torch cudagraph"``."""
+    if setting.device.type == "cuda":
+        from tensordict.nn import CudaGraphModule
+
+        graphed = CudaGraphModule(module, warmup=3)
+        candidates["rlmods cudagraph"] = lambda: graphed(tensordict)
+        candidates["torch cudagraph"] = cuda_graphed(net, obs)
+    return candidates

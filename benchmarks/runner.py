@@ -43,12 +43,18 @@ def time_interleaved(candidates: dict, rounds: int, min_run_time: float,
 
 
 def ratios(times: dict[str, dict], goals: dict) -> dict[str, float]:
-    """``rlmods/<other>`` from the medians: torch and torchrl always, and each goal's."""
-    names = [TORCH, TORCHRL] + [key.split("/", 1)[1] for key in goals]
+    """``a/b`` from the medians: ``rlmods/torch`` and ``rlmods/torchrl`` always, and each goal's.
+
+    A goal names its two candidates, usually ``rlmods/<other>``; on a GPU the actor's
+    ``rlmods cudagraph/torch cudagraph`` compares two CUDA-graphed candidates. A ratio whose
+    candidates this run did not time (torchrl absent, no GPU) is left out.
+    """
+    keys = [f"{RLMODS}/{TORCH}", f"{RLMODS}/{TORCHRL}", *goals]
     out = {}
-    for name in names:
-        if name in times and RLMODS in times and f"{RLMODS}/{name}" not in out:
-            out[f"{RLMODS}/{name}"] = times[RLMODS]["median_us"] / times[name]["median_us"]
+    for key in keys:
+        num, den = key.split("/", 1)
+        if num in times and den in times and key not in out:
+            out[key] = times[num]["median_us"] / times[den]["median_us"]
     return out
 
 
@@ -147,7 +153,8 @@ HEADER = (f"{'case':<32} {'batch':>5} {'torch us':>10} {'rlmods us':>10} {'torch
 
 def format_row(result: dict) -> str:
     """One table line; ``*`` marks a goal met, ``!`` one missed; extras on indented lines."""
-    goals = ", ".join(f"{key} <= {bound}" for key, bound in result["goals"].items())
+    goals = ", ".join(f"{key} <= {bound}" for key, bound in result["goals"].items()
+                      if key in result["ratios"])  # a goal this run could measure
     line = (f"{result['case']:<32} {result['batch']:>5} {_us(result, TORCH)} "
             f"{_us(result, RLMODS)} {_us(result, TORCHRL)} {_ratio(result, 'rlmods/torch')} "
             f"{_ratio(result, 'rlmods/torchrl')}  {goals}")

@@ -229,3 +229,66 @@ def test_sixteen_compiled_modules_with_different_keys_coexist():
         for _ in range(2):  # every compiled module stays valid after the others compiled
             for module, compiled, data, act in modules:
                 assert torch.equal(compiled(data.clone())[act], module(data.clone())[act])
+
+
+# ---- CUDA graphs: tensordict's CudaGraphModule around rlmods policies ----------------------
+# CudaGraphModule takes tensordicts out of torch's pytree registry for the whole process
+# ("irreversible", it warns), so the check runs in a process of its own. Without CUDA the
+# wrapper runs the module eagerly: the check then covers the wrapper's key handling; on a GPU
+# it covers the captured graph (the calls after the warm-up are replays).
+CUDA_GRAPH_CHECK = r"""
+import sys
+import torch
+from tensordict import TensorDict
+from tensordict.nn import CudaGraphModule, NormalParamExtractor
+from torch import nn
+import rlmods
+
+device = torch.device(sys.argv[1])
+torch.manual_seed(0)
+mlp = lambda n_in, n_out: nn.Sequential(nn.Linear(n_in, 16), nn.Tanh(), nn.Linear(16, n_out))
+params = rlmods.SafeModule(nn.Sequential(mlp(3, 4), NormalParamExtractor()), ["observation"],
+                           ["loc", "scale"])
+policies = {
+    "Actor": rlmods.Actor(mlp(3, 2)),
+    "QValueActor": rlmods.QValueActor(mlp(3, 4), spec=rlmods.OneHot(4)),
+    "ProbabilisticActor": rlmods.ProbabilisticActor(
+        params, in_keys=["loc", "scale"], distribution_class=rlmods.TanhNormal,
+        return_log_prob=True),
+    "ValueOperator": rlmods.ValueOperator(rlmods.MLP(in_features=4, out_features=1, num_cells=[16]),
+                                          in_keys=["observation", "action"]),
+    "LSTMModule": rlmods.LSTMModule(3, 8, in_key="observation", out_key="features"),
+    "MultiAgentMLP": rlmods.SafeModule(
+        rlmods.MultiAgentMLP(3, 2, 4, centralized=False, share_params=False, depth=1),
+        ["agents_obs"], ["agents_action"]),
+}
+for name, policy in policies.items():
+    policy = policy.to(device)
+    graphed = CudaGraphModule(policy, warmup=2)
+    for call in range(5):
+        td = TensorDict(observation=torch.randn(6, 3), action=torch.randn(6, 1),
+                        is_init=torch.zeros(6, 1, dtype=torch.bool),
+                        agents_obs=torch.randn(6, 4, 3), recurrent_state_h=torch.randn(6, 1, 8),
+                        recurrent_state_c=torch.randn(6, 1, 8), batch_size=[6]).to(device)
+        with torch.no_grad(), rlmods.set_exploration_type(rlmods.ExplorationType.DETERMINISTIC):
+            out, ref = graphed(td.clone()), policy(td.clone())
+        keys = sorted(ref.keys(True, True), key=str)
+        assert sorted(out.keys(True, True), key=str) == keys, (name, keys)
+        for key in keys:
+            torch.testing.assert_close(out[key], ref[key], rtol=1e-5, atol=1e-6,
+                                       msg=f"{name} {key}")
+    print(name)
+"""
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="CUDA graphs need a GPU"))])
+def test_cuda_graph_module_wraps_rlmods_policies_with_identical_outputs(device):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CUDA_GRAPH_CHECK, device], capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["Actor", "QValueActor", "ProbabilisticActor", "ValueOperator",
+                                   "LSTMModule", "MultiAgentMLP"]
