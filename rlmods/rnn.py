@@ -532,7 +532,8 @@ class _RecurrentModule(DirectCall, TensorDictModuleBase):
             y, states = self._sequence(tensordict.batch_size, x, states, is_init)
         else:
             y, states = self._step(x, states, is_init)
-        for key, value in zip(self.out_keys, (y, *states)):
+        # out_keys_source: every output's key, also after select_out_keys (torchrl: IndexError)
+        for key, value in zip(self.out_keys_source, (y, *states)):
             _write_output(tensordict, key, value)
         return tensordict
 
@@ -682,12 +683,13 @@ class _RecurrentModule(DirectCall, TensorDictModuleBase):
         """A primer that puts zero recurrent states in every reset (and declares them)."""
         owner = type(self).__name__
         primers = {}
-        for in_key, out_key, shape in zip(self.in_keys[1:-1], self.out_keys[1:],
+        for in_key, out_key, shape in zip(self.in_keys[1:-1], self.out_keys_source[1:],
                                           self._state_shapes()):
             if _as_tuple(out_key) != (NEXT, *_as_tuple(in_key)):  # torchrl: RuntimeError
                 raise InvalidValueError(
                     f"{owner}: make_tensordict_primer needs each state out_key to be "
-                    f"('next', <in_key>), got in_keys={self.in_keys} and out_keys={self.out_keys}.")
+                    f"('next', <in_key>), got in_keys={self.in_keys} and out_keys="
+                    f"{self.out_keys_source}.")
             primers[in_key] = Unbounded(shape=shape)
         return TensorDictPrimer(primers, expand_specs=True)
 

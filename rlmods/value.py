@@ -17,7 +17,7 @@ from typing import Sequence
 
 import torch
 from tensordict import TensorDictBase, unravel_key_list
-from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModuleBase, skip_existing
+from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModuleBase
 from tensordict.utils import NestedKey
 from torch import nn
 
@@ -115,18 +115,6 @@ class ActorValueOperator(SafeSequential):
         _check_reads(policy_operator, "policy head", common_operator, "common operator", owner)
         _check_reads(value_operator, "value head", common_operator, "common operator", owner)
         super().__init__(common_operator, policy_operator, value_operator)
-
-    def forward(self, *args, **kwargs) -> TensorDictBase:
-        """Run the backbone, then each head, in place; other calls go through tensordict."""
-        short = (len(args) == 1 and not kwargs and isinstance(args[0], TensorDictBase)
-                 and not self.partial_tolerant and self.inplace in (None, True)
-                 and not self._select_before_return and not skip_existing())
-        if not short:
-            return SafeSequential.forward(self, *args, **kwargs)
-        tensordict = args[0]
-        for module in self.module:
-            tensordict = module(tensordict)
-        return tensordict
 
     def get_policy_operator(self) -> SafeSequential:
         """The backbone then the policy head: observation to action (probabilistic if it is)."""
@@ -229,8 +217,6 @@ class ActorCriticWrapper(SafeSequential):
         _check_operator(policy_operator, "policy_operator", owner)
         _check_operator(value_operator, "value_operator", owner)
         super().__init__(policy_operator, value_operator)
-
-    forward = ActorValueOperator.forward
 
     def get_policy_operator(self) -> TensorDictModuleBase:
         """The policy itself."""

@@ -1,5 +1,6 @@
 """Recurrent modules: cells, layers, LSTMModule/GRUModule against torch.nn and torchrl 0.14."""
 
+import copy
 import warnings
 
 import pytest
@@ -610,3 +611,20 @@ def test_python_cells_and_layers_work_under_vmap():
     torch.testing.assert_close(h_out[3], cell(x[3], (h[3], h[3]))[0])
     xs = torch.randn(5, 2, 6, 3)
     torch.testing.assert_close(torch.vmap(lambda x: lstm(x)[0])(xs)[1], lstm(xs[1])[0])
+
+
+def test_select_out_keys_writes_each_output_under_its_own_key_better_than_torchrl():
+    """After select_out_keys the outputs still pair with every out_key (torchrl: IndexError)."""
+    torch.manual_seed(0)
+    full = LSTMModule(3, 8, in_key="observation", out_key="features")
+    selected = copy.deepcopy(full)
+    selected.select_out_keys(("next", "recurrent_state_h"))
+    td = TensorDict(observation=torch.randn(2, 3), is_init=torch.zeros(2, 1, dtype=torch.bool),
+                    recurrent_state_h=torch.randn(2, 1, 8), recurrent_state_c=torch.randn(2, 1, 8),
+                    batch_size=[2])
+    reference, out = full(td.clone()), selected(td.clone())
+    torch.testing.assert_close(out["next", "recurrent_state_h"],
+                               reference["next", "recurrent_state_h"])
+    assert "features" not in out.keys()
+    primed = [sorted(module.make_tensordict_primer().primers.keys()) for module in (selected, full)]
+    assert primed[0] == primed[1] == ["recurrent_state_c", "recurrent_state_h"]

@@ -11,9 +11,10 @@ from torch import nn
 from torch.testing import assert_close
 
 import rlmods
-from rlmods import (ActorCriticOperator, ActorCriticWrapper, ActorValueOperator, DdpgCnnActor,
-                    DdpgCnnQNet, DdpgMlpActor, DdpgMlpQNet, ExplorationType, InvalidValueError,
-                    SafeModule, ValueOperator, set_exploration_type)
+from rlmods import (MLP, ActorCriticOperator, ActorCriticWrapper, ActorValueOperator,
+                    DdpgCnnActor, DdpgCnnQNet, DdpgMlpActor, DdpgMlpQNet, ExplorationType,
+                    InvalidValueError, ProbabilisticActor, SafeModule, SafeSequential, TanhNormal,
+                    ValueOperator, set_exploration_type)
 from rlmods.value import ddpg_init_last_layer
 from oracle_helpers import raised as _raised
 
@@ -458,3 +459,30 @@ def test_operators_write_in_place_as_torchrl(kind):
     for model in _pair(kind):
         td = _td()
         assert model(td) is td and "action" in td.keys()
+
+
+# ---- one call plan: the operators are SafeSequentials and take DirectCall's ---------------
+def test_operators_plain_call_equals_tensordicts_sequence_forward():
+    """The plain call runs each module's direct step; tensordict's forward writes the same."""
+    from tensordict.nn import TensorDictSequential
+
+    torch.manual_seed(0)
+    common = SafeModule(nn.Linear(4, 8), ["observation"], ["hidden"])
+    params = SafeModule(nn.Sequential(nn.Linear(8, 4), NormalParamExtractor()), ["hidden"],
+                        ["loc", "scale"])
+    policy = ProbabilisticActor(params, in_keys=["loc", "scale"], distribution_class=TanhNormal,
+                                return_log_prob=True)
+    value = ValueOperator(nn.Linear(8, 1), in_keys=["hidden"])
+    critic = ValueOperator(MLP(in_features=10, out_features=1, num_cells=[8]),
+                           in_keys=["hidden", "action"], out_keys=["state_action_value"])
+    models = [ActorValueOperator(common, policy, value),
+              ActorCriticOperator(common, policy, critic),
+              ActorCriticWrapper(SafeSequential(common, policy),
+                                 ValueOperator(nn.Linear(4, 1), in_keys=["observation"]))]
+    for model in models:
+        td = TensorDict(observation=torch.randn(5, 4), batch_size=[5])
+        with set_exploration_type(ExplorationType.DETERMINISTIC):
+            plain, general = model(td.clone()), TensorDictSequential.forward(model, td.clone())
+        assert set(plain.keys(True, True)) == set(general.keys(True, True))
+        for key in plain.keys(True, True):
+            assert_close(plain[key], general[key], msg=f"{type(model).__name__}: {key}")
