@@ -24,7 +24,7 @@ from tensordict.utils import NestedKey, expand_as_right
 from torch import nn
 from torch.nn.modules.module import _global_forward_hooks, _global_forward_pre_hooks
 
-from rlmods._checks import InvalidTypeError, InvalidValueError, key_str, require_key
+from rlmods._checks import InvalidTypeError, InvalidValueError, get_entry, key_str, require_key
 from rlmods._keys import ACTION, IGNORE, IS_INIT, OBSERVATION
 from rlmods._spec_args import as_composite
 from rlmods.specs import Composite, TensorSpec
@@ -64,13 +64,11 @@ def unbatched_spec(spec: TensorSpec) -> TensorSpec:
 def read_entry(tensordict: TensorDictBase, key: NestedKey, owner) -> torch.Tensor:
     """``tensordict[key]``, or a one-line KeyError that names the key and ``owner``'s class.
 
-    A string key of a plain ``TensorDict`` is read with its ``_get_str``: ``get`` first turns
-    the key into a tuple and sorts out its arguments, most of a 0.5 µs read at batch 1.
+    The read is ``rlmods._checks.get_entry``'s: a string key of a plain ``TensorDict`` through
+    its ``_get_str`` (``get`` first turns the key into a tuple and sorts out its arguments, most
+    of a 0.5 µs read at batch 1); the error is built only when the key is missing.
     """
-    if type(key) is str and type(tensordict) is TensorDict:
-        value = tensordict._get_str(key, None)
-    else:
-        value = tensordict.get(key, None)
+    value = get_entry(tensordict, key)
     return require_key(tensordict, key, type(owner).__name__) if value is None else value
 
 
