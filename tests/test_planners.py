@@ -122,9 +122,9 @@ def test_pendulum_model_matches_gymnasium_step_for_step():
 
 
 # -- the planners against torchrl ----------------------------------------------------------
-@pytest.mark.parametrize("batch", [(), (3,), (2, 2)])
-def test_cem_matches_torchrl(batch):
-    args = (6, 3, 40, 5)
+@pytest.mark.parametrize("batch, top_k", [((), 5), ((3,), 5), ((2, 2), 5), ((3,), 2)])
+def test_cem_matches_torchrl(batch, top_k):
+    args = (6, 3, 40, top_k)  # top_k=2: the fewest elites with a sample std (correction 1)
     ours = rlmods.CEMPlanner(Model(), *args)
     theirs = torchrl.modules.CEMPlanner(TorchrlModel(), *args)
     a, b = plan_both(ours, theirs, start(batch))
@@ -268,6 +268,17 @@ def test_writes_action_key_and_steps_the_env_action_key():
     ours = rlmods.CEMPlanner(Model(action_key="torque"), 4, 2, 20, 4, action_key="plan")
     out = ours(start((2,)))
     assert "plan" in out.keys() and "torque" not in out.keys() and out["plan"].shape == (2, 1)
+    mppi = rlmods.MPPIPlanner(Model(action_key="torque"), to_go(), 1.0, 4, 2, 20, 4,
+                              action_key="plan")
+    assert mppi.out_keys == ["plan"] and mppi(start((2,)))["plan"].shape == (2, 1)
+
+
+def test_spec_is_the_env_action_spec_under_the_action_key_better_than_torchrl():
+    env = Model()
+    planner = rlmods.CEMPlanner(env, 4, 2, 20, 4)
+    assert planner.spec["action"] == env.action_spec
+    # torchrl's planner declares no spec for its action (a policy wrapper cannot read one)
+    assert torchrl.modules.CEMPlanner(TorchrlModel(), 4, 2, 20, 4).spec["action"] is None
 
 
 @pytest.mark.torchrl_bug
@@ -326,7 +337,7 @@ class TorchrlLocked(torchrl.envs.EnvBase):
 
 def test_batch_locked_env_cannot_hold_the_candidates():
     with pytest.raises(InvalidValueError, match=r"CEMPlanner: env must step any batch size "
-                       r"\(batch_locked=False\).*batch_size \(4,\)"):
+                       r"\(batch_locked=False\).*a batch-locked Locked with batch_size \(4,\)"):
         rlmods.CEMPlanner(Locked(), 5, 2, 10, 2)
     theirs = raised(lambda: torchrl.modules.CEMPlanner(TorchrlLocked(), 5, 2, 10, 2))
     assert isinstance(raised(lambda: rlmods.CEMPlanner(Locked(), 5, 2, 10, 2)), type(theirs))
@@ -355,6 +366,8 @@ def test_env_without_the_reward_key():
     with pytest.raises(KeyError, match=r"CEMPlanner: reward_key must be one of the env's "
                        r"rewards \[\('next', 'reward'\)\], got \('next', 'cost'\)"):
         rlmods.CEMPlanner(Model(), 5, 2, 10, 2, reward_key=("next", "cost"))
+    with pytest.raises(KeyError, match=r"MPPIPlanner: reward_key must be one of"):
+        rlmods.MPPIPlanner(Model(), to_go(), 1.0, 5, 2, 10, 2, reward_key=("next", "cost"))
 
 
 def test_missing_observation_is_a_key_error():
@@ -363,7 +376,8 @@ def test_missing_observation_is_a_key_error():
 
 
 def test_forward_keyword_arguments_are_rejected():
-    with pytest.raises(ValueError, match=r"forward takes no keyword arguments.*\['params'\]"):
+    with pytest.raises(ValueError, match=r"CEMPlanner: forward takes no keyword arguments.*"
+                                         r"\['params'\]"):
         rlmods.CEMPlanner(Model(), 5, 2, 10, 2)(start(), params=None)
 
 
