@@ -396,3 +396,22 @@ def test_temperature_is_a_buffer_as_in_torchrl():
     theirs = torchrl.modules.MPPIPlanner(TorchrlModel(), to_go(), 0.5, 5, 2, 10, 2)
     assert dict(ours.named_buffers()).keys() == dict(theirs.named_buffers()).keys()
     ours.load_state_dict(theirs.state_dict())
+
+
+def test_a_truncated_candidate_stops_counting_rewards_too():
+    """``done``, not ``terminated``, ends a candidate: a truncation stops its rewards as well."""
+
+    class Truncating(Model):  # the line, whose end is done but never terminated
+        def _step(self, td):
+            out = _step(self, td)
+            out["terminated"] = torch.zeros_like(out["done"])
+            return out
+
+    seen = []  # the rewards MPPI's advantage module reads: zero after each candidate's end
+    record = TensorDictModule(lambda r: seen.append(r) or r.flip(-2).cumsum(-2).flip(-2),
+                              in_keys=[("next", "reward")], out_keys=["advantage"])
+    torch.manual_seed(0)
+    rlmods.MPPIPlanner(Truncating("line"), record, 1.0, 4, 1, 64, 4)(start((), "line"))
+    rewards = seen[0][..., 0]  # (candidates, horizon): 1 while running, 0 once truncated
+    assert (rewards[:, 1:] <= rewards[:, :-1]).all()
+    assert (rewards == 0).any() and (rewards.sum(-1) >= 1).all()
