@@ -193,7 +193,8 @@ def test_critic_operator_is_the_whole_model_and_has_no_value_operator():
     assert ours.get_critic_operator() is ours
     assert ours.get_policy_head() is ours.module[1] and ours.get_value_head() is ours.module[2]
     with pytest.raises(InvalidValueError, match=r"ActorCriticOperator: get_value_operator\(\) "
-                                                r"is for a state value V\(s\)"):
+                                                r"is for a state value V\(s\).*call "
+                                                r"get_critic_operator\(\) instead\."):
         ours.get_value_operator()
     assert isinstance(_raised(theirs.get_value_operator), RuntimeError)
 
@@ -287,9 +288,9 @@ def test_common_operator_must_write_what_the_heads_read(cls):
         cls(common, policy, value)
     common, policy, value = _parts(rlmods)
     value = ValueOperator(nn.Linear(4, 1), in_keys=["observation"])
-    with pytest.raises(KeyError, match=r"the value head must read a key the common operator "
-                                       r"writes \(out_keys \['hidden'\]\), got in_keys "
-                                       r"\['observation'\]"):
+    with pytest.raises(KeyError, match=r"ActorValueOperator: the value head must read a key the "
+                                       r"common operator writes \(out_keys \['hidden'\]\), got "
+                                       r"in_keys \['observation'\]"):
         ActorValueOperator(common, policy, value)
 
 
@@ -330,14 +331,16 @@ def test_critic_writing_state_value_is_refused_as_in_torchrl():
     assert isinstance(_raised(lambda: build(tm, tm.ActorCriticOperator)), RuntimeError)
 
 
-@pytest.mark.parametrize("cls,args", [
-    (ActorValueOperator, (nn.Linear(4, 8), None, None)),
-    (ActorCriticWrapper, (None, nn.Linear(4, 1))),
+@pytest.mark.parametrize("cls,args,name", [
+    (ActorValueOperator, (nn.Linear(4, 8), None, None), "common_operator"),
+    (ActorValueOperator, (None, nn.Linear(4, 8), None), "policy_operator"),
+    (ActorValueOperator, (None, None, nn.Linear(4, 8)), "value_operator"),
+    (ActorCriticWrapper, (None, nn.Linear(4, 1)), "value_operator"),
+    (ActorCriticWrapper, (nn.Linear(4, 1), None), "policy_operator"),
 ])
-def test_operators_must_be_tensordict_modules(cls, args):
+def test_operators_must_be_tensordict_modules(cls, args, name):
     policy = SafeModule(nn.Linear(8, 2), in_keys=["hidden"], out_keys=["action"])
     args = tuple(policy if a is None else a for a in args)
-    name = "common_operator" if cls is ActorValueOperator else "value_operator"
     with pytest.raises(TypeError, match=rf"{cls.__name__}: {name} must be a TensorDict module "
                                         r".*got Linear"):
         cls(*args)
@@ -486,3 +489,47 @@ def test_operators_plain_call_equals_tensordicts_sequence_forward():
         assert set(plain.keys(True, True)) == set(general.keys(True, True))
         for key in plain.keys(True, True):
             assert_close(plain[key], general[key], msg=f"{type(model).__name__}: {key}")
+
+
+
+# ---- what mutation testing found untested ------------------------------------------------
+@pytest.mark.parametrize("name", ["mlp_actor", "mlp_qnet", "cnn_actor", "cnn_qnet"])
+def test_ddpg_nets_are_built_on_the_given_device(name):
+    ours_cls, _, kwargs, _ = NETS[name]
+    net = ours_cls(**kwargs, device="meta")
+    assert {p.device.type for p in net.parameters()} == {"meta"}
+
+
+@pytest.mark.parametrize("ours_cls, theirs_cls, inputs", [
+    (DdpgCnnActor, tm.DdpgCnnActor, ((2, 3, 64, 64),)),
+    (DdpgCnnQNet, tm.DdpgCnnQNet, ((2, 3, 64, 64), (2, 1)))])
+def test_cnn_nets_take_conv_net_kwargs_like_torchrl(ours_cls, theirs_cls, inputs):
+    kwargs = {"conv_net_kwargs": {"num_cells": [8, 8, 8]}}
+    if ours_cls is DdpgCnnActor:
+        kwargs["action_dim"] = 1
+    ours, theirs = ours_cls(**kwargs), theirs_cls(**kwargs)
+    ours(*_inputs(inputs)), theirs(*_inputs(inputs))
+    shapes = {key: value.shape for key, value in ours.state_dict().items()}
+    assert shapes == {key: value.shape for key, value in theirs.state_dict().items()}
+    assert shapes["convnet.0.weight"][0] == 8
+
+
+def test_qnets_join_observation_and_action_on_the_feature_dim_for_any_batch():
+    net = DdpgMlpQNet()
+    obs, action = _obs(2, 3, 6), _obs(2, 3, 2, seed=1)
+    out = net(obs, action)
+    assert out.shape == (2, 3, 1)
+    assert_close(out.reshape(6, 1), net(obs.reshape(6, 6), action.reshape(6, 2)))
+    cnn = DdpgCnnQNet()
+    images, action = _obs(2, 2, 3, 64, 64), _obs(2, 2, 1, seed=1)
+    out = cnn(images, action)
+    assert out.shape == (2, 2, 1)
+    assert_close(out.reshape(4, 1), cnn(images.reshape(4, 3, 64, 64), action.reshape(4, 1)))
+
+
+def test_ddpg_init_last_layer_default_scale_is_6e_4():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 64), nn.Tanh(), nn.Linear(64, 64))
+    ddpg_init_last_layer(net)
+    weight = net[-1].weight.detach().abs()
+    assert float(weight.max()) <= 3e-4 and float(weight.max()) > 1.5e-4
