@@ -338,6 +338,17 @@ def test_sequential_and_recurrent_mode_agree_across_resets(kind, python_based):
         torch.testing.assert_close(module(td.clone())["y"], sequential)
 
 
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("t", [1, 2])
+def test_recurrent_mode_restarts_a_row_at_its_second_step(kind, t):
+    """A reset at t = 1 or 2 only: recurrent mode must not take its no-reset shortcut."""
+    module, _ = _pair(kind)
+    td = _trajectories((2,), steps=4, resets=((1, t),))
+    sequential = _step_through(module, td, kind)
+    with set_recurrent_mode(True):
+        torch.testing.assert_close(module(td.clone())["y"], sequential)
+
+
 def _with_stale_state(kind):
     """Trajectories whose stored state at an is_init step is not zero (a random primer)."""
     td = _trajectories((2,), steps=6, resets=((0, 3),))
@@ -393,6 +404,28 @@ def test_modes_context_decorator_and_default():
         return recurrent_mode()
 
     assert inside() is True and recurrent_mode() is None
+
+
+@pytest.mark.parametrize("kind, kwargs", [
+    ("lstm", {"num_layers": 2, "bias": False, "dropout": 0.25}),
+    ("gru", {"num_layers": 3, "dropout": 0.5}),
+    ("lstm", {"proj_size": 2}),
+    ("gru", {"bias": False})])
+def test_python_and_cudnn_swaps_keep_the_configuration(kind, kwargs):
+    module, _ = _pair(kind, **kwargs)
+    module = module.to(torch.float64).eval()
+    config = ("input_size", "hidden_size", "num_layers", "bias", "dropout", "bidirectional",
+              "batch_first", "proj_size")
+
+    def settings(rnn):
+        return {name: getattr(rnn, name, 0) for name in config}, rnn.training, {
+            name: (p.dtype, p.shape) for name, p in rnn.named_parameters()}
+
+    before = settings(module.rnn)
+    module.make_python_based()
+    assert settings(module.rnn) == before
+    module.make_cudnn_based()
+    assert settings(module.rnn) == before and type(module.rnn) in (nn.LSTM, nn.GRU)
 
 
 def test_make_python_based_and_cudnn_based_keep_the_outputs():
@@ -628,3 +661,13 @@ def test_select_out_keys_writes_each_output_under_its_own_key_better_than_torchr
     assert "features" not in out.keys()
     primed = [sorted(module.make_tensordict_primer().primers.keys()) for module in (selected, full)]
     assert primed[0] == primed[1] == ["recurrent_state_c", "recurrent_state_h"]
+
+
+
+@pytest.mark.parametrize("shape", [(2, 2), (2,), (2, 1, 1)])
+def test_is_init_of_the_wrong_shape_names_it(shape):
+    module, _ = _pair("gru")
+    td = TensorDict(obs=torch.randn(2, 3), is_init=torch.ones(shape, dtype=torch.bool),
+                    batch_size=[2])
+    with pytest.raises(ValueError, match=r"GRUModule: 'is_init' must end with shape \(2, 1\)"):
+        module(td)
