@@ -277,10 +277,7 @@ class QValueModule(DirectCall, TensorDictModuleBase):
                                     f"{shape_str(values.shape)}.")
 
     def _shape_action(self, action: torch.Tensor, batch_shape) -> torch.Tensor:
-        if self._action_shape is None or self.strict_shape is False:
-            return action
-        if action.shape[len(batch_shape):] == self._action_shape:  # the leading dims are
-            return action  # batch_shape already: the action comes from the values
+        # Called only where the spec's shape is not greedy_action's (_shape_known is False).
         target = torch.Size([*batch_shape, *self._action_shape])
         if self.strict_shape == "auto" and action.numel() == target.numel():
             return action.reshape(target)
@@ -381,7 +378,6 @@ class QValueActor(SafeSequential):
     def __init__(self, module, *, in_keys=None, spec=None, safe=False,
                  action_space: str | None = None, action_value_key=None, action_key=None,
                  chosen_action_value_key=None, action_mask_key=None, strict_shape=True):
-        owner = type(self).__name__
         self.action_value_key = action_value_key  # as given, like torchrl (None by default)
         action_value_key = ACTION_VALUE if action_value_key is None else action_value_key
         action_key = ACTION if action_key is None else action_key

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-from tensordict import TensorDictBase, unravel_key_list
+from tensordict import unravel_key_list
 from tensordict.nn import ProbabilisticTensorDictSequential, TensorDictModuleBase
 from tensordict.utils import NestedKey
 from torch import nn
